@@ -1,0 +1,85 @@
+# Validation of the config and the helpers (input functions, target lists) the rules use.
+import json
+import sys
+
+from structae.config import validate_config
+from structae.data.datasets import raw_path, sources_of
+from structae.errors import UserError
+
+try:
+    validate_config(config, source=" + ".join(workflow.configfiles) or "config")
+except UserError as err:
+    sys.exit(f"structae: error: {err}")
+
+PAPERS = ["cae", "iodine", "maganet", "swwae"]
+DATASETS = config["datasets"]
+SPLITS = config["splits"]
+EXPERIMENTS = config["experiments"]
+
+
+def _choice(names):
+    """A wildcard constraint matching exactly `names` (and nothing when there are none)."""
+    return "|".join(sorted(names)) or "(?!)"
+
+
+GENERATED = _choice(d for d, spec in DATASETS.items() if not sources_of(spec))
+CONVERTED = _choice(d for d, spec in DATASETS.items() if sources_of(spec))
+
+
+def _entry_json(entry):
+    # Passed as `params:` so that changing an entry reruns exactly the jobs that use it.
+    return json.dumps(entry)  # key order kept: split sizes are consecutive in their order
+
+
+def dataset_spec(wildcards):
+    return _entry_json(DATASETS[wildcards.dataset])
+
+
+def split_spec(wildcards):
+    return _entry_json(SPLITS[wildcards.split])
+
+
+def raw_inputs(wildcards):
+    return [raw_path(source) for source in sources_of(DATASETS[wildcards.dataset])]
+
+
+def processed(dataset, split=None):
+    """A dataset's processed split; by default its first one."""
+    split = split or next(iter(DATASETS[dataset]["sizes"]))
+    return f"data/processed/{dataset}/{split}.h5"
+
+
+def split_source(wildcards):
+    return processed(SPLITS[wildcards.split]["dataset"])
+
+
+def datasets_of(paper):
+    used = {exp["dataset"] for exp in EXPERIMENTS.values() if exp["paper"] == paper}
+    return sorted(used) if EXPERIMENTS else []
+
+
+def data_figures(datasets=None):
+    return [f"results/figures/data/{d}.png" for d in (DATASETS if datasets is None else datasets)]
+
+
+def processed_files():
+    return [processed(d, split) for d, spec in DATASETS.items() for split in spec["sizes"]]
+
+
+def split_files():
+    return [f"data/splits/{spec['dataset']}/{name}.npz" for name, spec in SPLITS.items()]
+
+
+def paper_targets(paper):
+    return data_figures(datasets_of(paper))
+
+
+def all_targets():
+    targets = processed_files() + data_figures() + split_files()
+    for paper in PAPERS:
+        targets += paper_targets(paper)
+    return list(dict.fromkeys(targets))
+
+
+def processed_first(wildcards):
+    return processed(wildcards.dataset)

@@ -1,0 +1,156 @@
+"""Loading and validating config.yaml: the JSON schema, defaults, and cross-references.
+
+Used by the workflow (rules/common.smk) when it loads and by the CLI when it runs alone, so both
+stop on the same mistakes with the same one-line message.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Mapping
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from structae.errors import UserError
+
+SCHEMA_PATH = Path(__file__).with_name("schemas") / "config.schema.yaml"
+
+
+@cache
+def schema() -> dict:
+    return yaml.safe_load(SCHEMA_PATH.read_text())
+
+
+def _with_defaults(validator_class):
+    """A validator that also fills each property's `default` (jsonschema's documented recipe)."""
+    validate_properties = validator_class.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for name, subschema in properties.items():
+                if "default" in subschema and name not in instance:
+                    instance[name] = copy.deepcopy(subschema["default"])
+        yield from validate_properties(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
+
+
+_Validator = _with_defaults(jsonschema.Draft202012Validator)
+
+
+def _key_path(path: Iterable) -> str:
+    return ".".join(str(part) for part in path) or "(top level)"
+
+
+def _describe(error: jsonschema.ValidationError) -> str:
+    """One line naming the key, what is wrong and what is allowed."""
+    where = _key_path(error.absolute_path)
+    kind, value = error.validator, error.validator_value
+    if kind == "additionalProperties" and value is False:
+        allowed = sorted(error.schema.get("properties", {}))
+        unknown = sorted(set(error.instance) - set(allowed))
+        prefix = f"{where}." if error.absolute_path else ""
+        return f"{prefix}{unknown[0]}: unknown key; allowed here: {', '.join(allowed)}"
+    if kind == "required":
+        missing = [key for key in value if key not in error.instance]
+        return f"{where}: missing key '{missing[0]}'"
+    if kind == "enum":
+        return f"{where}: {error.instance!r} is not allowed; choose one of: {', '.join(map(str, value))}"
+    if kind == "type":
+        wanted = " or ".join(value) if isinstance(value, list) else value
+        return f"{where}: {error.instance!r} is not of type {wanted}"
+    if kind in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
+        sign = {"minimum": ">=", "exclusiveMinimum": ">", "maximum": "<=", "exclusiveMaximum": "<"}[kind]
+        return f"{where}: {error.instance!r} is out of range; it must be {sign} {value}"
+    if kind == "propertyNames":
+        return f"{where}: name {error.instance!r} must be lower_snake_case ({error.message})"
+    if kind == "minProperties":
+        return f"{where}: must not be empty"
+    return f"{where}: {error.message}"
+
+
+def _validate(instance: dict, subschema: dict, source: str, prefix: tuple = ()) -> None:
+    errors = list(_Validator(subschema).iter_errors(instance))
+    if errors:
+        deepest = max(errors, key=lambda e: len(e.absolute_path))
+        deepest.path.extendleft(reversed(prefix))
+        raise UserError(f"{source}: {_describe(deepest)}")
+
+
+def validate_config(config: dict, source: str = "config") -> dict:
+    """Check `config` against the schema and its cross-references; fill defaults in place.
+
+    Raises UserError with one line naming `source`, the key and what is allowed.
+    """
+    _validate(config, schema(), source)
+    _check_references(config, source)
+    return config
+
+
+def validate_entry(section: str, name: str, entry: dict, source: str = "--spec") -> dict:
+    """Check one entry of `datasets`, `splits` or `experiments` (as the workflow passes it to the CLI)."""
+    _validate(entry, schema()["properties"][section]["additionalProperties"], source, (section, name))
+    return entry
+
+
+def _check_references(config: dict, source: str) -> None:
+    datasets, splits = config["datasets"], config.get("splits", {})
+    for name, split in splits.items():
+        if split["dataset"] not in datasets:
+            raise UserError(f"{source}: splits.{name}.dataset: '{split['dataset']}' is not a dataset; "
+                            f"known: {', '.join(sorted(datasets))}")
+    for name, exp in config["experiments"].items():
+        if exp["dataset"] not in datasets:
+            raise UserError(f"{source}: experiments.{name}.dataset: '{exp['dataset']}' is not a dataset; "
+                            f"known: {', '.join(sorted(datasets))}")
+        split = exp.get("split")
+        if split is not None and splits.get(split, {}).get("dataset") != exp["dataset"]:
+            raise UserError(f"{source}: experiments.{name}.split: '{split}' is not a split of "
+                            f"'{exp['dataset']}'; add it under splits: or set split: null")
+
+
+def merge(base: dict, override: Mapping) -> dict:
+    """Recursive dict update, as Snakemake merges several --configfile files."""
+    merged = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def read_yaml(path: Path) -> dict:
+    if not path.is_file():
+        raise UserError(f"config file {path} not found; pass an existing file with --config")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark else ""
+        raise UserError(f"{path}: not valid YAML{at}; fix the syntax") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: expected a mapping of settings at the top level")
+    return data
+
+
+def load_config(paths: Iterable[str | Path]) -> dict:
+    """Read, merge (later files override earlier ones) and validate config files."""
+    paths = [Path(p) for p in paths]
+    config: dict[str, Any] = {}
+    for path in paths:
+        config = merge(config, read_yaml(path))
+    return validate_config(config, source=" + ".join(str(p) for p in paths))
+
+
+def experiment(config: dict, name: str) -> dict:
+    """The experiment entry `name`, or one line listing the known ones."""
+    try:
+        return config["experiments"][name]
+    except KeyError:
+        known = ", ".join(sorted(config["experiments"]))
+        raise UserError(f"experiment '{name}' is not in the config; known: {known}") from None

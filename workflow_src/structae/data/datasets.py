@@ -1,0 +1,140 @@
+"""Making one split of one configured dataset: the registry of dataset kinds.
+
+Each kind is either *generated* (offline, seeded) or *converted* from downloaded sources. Splits of a
+finite source take consecutive rows in the order of `sizes` (after a seeded shuffle where the source
+is ordered by class); a size of 0 takes all rows that remain. Generated random scenes use one seed
+stream per split, derived from the dataset seed and the split name.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from structae.data import dsprites_npz, h5, mnist, multi_object, shapes, sprites
+from structae.data.download import sha256
+from structae.data.sources import SOURCES
+from structae.errors import UserError
+from structae.options import from_mapping
+
+OPTIONS = {
+    "shapes": shapes.ShapesOptions,
+    "mnist_shape": shapes.MnistShapeOptions,
+    "dsprites": sprites.DSpritesOptions,
+    "multi_dsprites": sprites.MultiDSpritesOptions,
+    "mnist_subset": mnist.MnistOptions,
+    "mnist_idx": mnist.MnistOptions,
+    "multi_object": multi_object.MultiObjectOptions,
+    "dsprites_npz": dsprites_npz.NpzOptions,
+}
+MNIST_FILES = ("mnist_train_images", "mnist_train_labels", "mnist_test_images", "mnist_test_labels")
+
+
+def options(spec: dict, name: str):
+    return from_mapping(OPTIONS[spec["kind"]], spec.get("options"), f"datasets.{name}.options")
+
+
+def sources_of(spec: dict) -> list[str]:
+    """Names (in structae.data.sources) of the files a dataset is converted from; [] if generated."""
+    kind = spec["kind"]
+    if kind == "multi_object":
+        return [multi_object.MultiObjectOptions(**_raw_options(spec)).variant]
+    if kind == "dsprites_npz":
+        return ["dsprites"]
+    if kind == "mnist_idx":
+        return list(MNIST_FILES)
+    return []
+
+
+def _raw_options(spec: dict) -> dict:
+    return {k: v for k, v in spec.get("options", {}).items() if k == "variant"}
+
+
+def raw_path(source: str) -> str:
+    return f"data/raw/{source}/{SOURCES[source].file}"
+
+
+def _rows(sizes: dict, split: str, available: int | None = None) -> slice:
+    """The rows of `split` among consecutive splits in the order of `sizes` (0 = all that remain)."""
+    start = 0
+    for name, size in sizes.items():
+        if name == split:
+            if size == 0:
+                return slice(start, available)
+            return slice(start, start + size)
+        if size == 0:
+            raise UserError(f"sizes.{name} is 0 (all that remain) but is not the last split")
+        start += size
+    raise UserError(f"split '{split}' is not in the dataset's sizes ({', '.join(sizes)})")
+
+
+def _split_seed(seed: int, split: str) -> np.random.SeedSequence:
+    return np.random.SeedSequence([seed, zlib.crc32(split.encode())])
+
+
+def _generated_size(spec: dict, name: str, split: str) -> int:
+    size = spec["sizes"][split]
+    if size == 0:
+        raise UserError(f"datasets.{name}.sizes.{split}: a generated dataset needs a size > 0")
+    return size
+
+
+def batches(spec: dict, name: str, split: str, raw: list[Path]) -> Iterator[dict]:
+    """The rows of one split of dataset `name`, in batches of {image, mask, factors}."""
+    kind, opts = spec["kind"], options(spec, name)
+    if split not in spec["sizes"]:
+        raise UserError(f"datasets.{name}: no split '{split}'; its splits are {', '.join(spec['sizes'])}")
+    seed = _split_seed(spec["seed"], split)
+    if kind == "shapes":
+        return shapes.generate_shapes(opts, _generated_size(spec, name, split), seed)
+    if kind == "multi_dsprites":
+        return sprites.generate_multi_dsprites(opts, _generated_size(spec, name, split), seed)
+    if kind == "mnist_shape":
+        digits, _ = mnist.offline_subset()
+        return shapes.generate_mnist_shape(opts, _generated_size(spec, name, split), seed, digits)
+    if kind == "dsprites":
+        return sprites.generate_dsprites(opts, _rows(spec["sizes"], split, sprites.dsprites_count(opts)), 0)
+    if kind == "mnist_subset":
+        images, labels = mnist.offline_subset()
+        order = np.random.default_rng(spec["seed"]).permutation(len(images))  # the csv is sorted by class
+        rows = order[_rows(spec["sizes"], split, len(images))]
+        return mnist.digit_batches(images[rows], labels[rows], opts)
+    if kind == "mnist_idx":
+        return _mnist_idx(spec, split, raw, opts)
+    if kind == "multi_object":
+        return multi_object.convert(raw[0], opts, _rows(spec["sizes"], split))
+    if kind == "dsprites_npz":
+        return dsprites_npz.convert(raw[0], _rows(spec["sizes"], split))
+    raise AssertionError(kind)
+
+
+def _mnist_idx(spec: dict, split: str, raw: list[Path], opts) -> Iterator[dict]:
+    """`test` reads the t10k files; every other split takes consecutive rows of the train files."""
+    train_images, train_labels, test_images, test_labels = raw
+    if split == "test":
+        images, labels = mnist.read_idx(test_images, 2051), mnist.read_idx(test_labels, 2049)
+        rows = slice(0, spec["sizes"]["test"] or None)
+    else:
+        images, labels = mnist.read_idx(train_images, 2051), mnist.read_idx(train_labels, 2049)
+        rows = _rows({k: v for k, v in spec["sizes"].items() if k != "test"}, split, len(images))
+    return mnist.digit_batches(images[rows], labels[rows].astype(np.int64), opts)
+
+
+def make_split(config: dict, name: str, split: str, out: str | Path, raw: list[str | Path] = ()) -> int:
+    """Write data/processed/{name}/{split}.h5 (atomically); return its number of rows."""
+    try:
+        spec = config["datasets"][name]
+    except KeyError:
+        raise UserError(f"dataset '{name}' is not in the config; known: {', '.join(config['datasets'])}") from None
+    raw = [Path(p) for p in raw]
+    for path in raw:
+        if not path.is_file():
+            raise UserError(f"source file {path} is missing; run `snakemake {path}` to download it")
+    attrs = {"dataset": name, "split": split, "kind": spec["kind"], "options": spec.get("options", {}),
+             "source_format": "generated" if not raw else spec["kind"],
+             "source_sha256": json.dumps({p.name: sha256(p) for p in raw})}
+    return h5.write_split(out, batches(spec, name, split, raw), attrs)

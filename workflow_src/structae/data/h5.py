@@ -1,0 +1,104 @@
+"""The processed-dataset schema: one HDF5 file per split, written once, read by every model.
+
+    image     uint8 (N, H, W, C)  chunked along N, gzip-compressed
+    mask      uint8 (N, H, W)     per-pixel object label; 0 = background where the source has one,
+                                  IGNORE_LABEL = pixels to ignore (overlaps in the CAE Shapes sets)
+    factors/  one dataset per factor, (N, ...) — per-object ones are (N, K[, ...]) with entity 0 the
+              background where the source has one; `visibility` (N, K) where the source has it
+    attrs     dataset, split, kind, source_format, source_sha256, converter_version, options (JSON)
+
+Writes are atomic: rows stream into `<name>.h5.tmp`, renamed only when the split is complete, so an
+interrupted job leaves nothing that looks finished. Memory does not grow with the dataset.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from structae.errors import UserError
+
+IGNORE_LABEL = 255
+CONVERTER_VERSION = "1"
+CHUNK_IMAGES = 64
+REQUIRED = {"image": 4, "mask": 3}  # dataset name -> ndim
+
+
+class SplitWriter:
+    """Appends batches of rows to an HDF5 split; the file appears under its name only on success."""
+
+    def __init__(self, path: str | Path, attrs: Mapping[str, object]):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = self.path.with_name(self.path.name + ".tmp")
+        self.file = h5py.File(self.tmp, "w")
+        for key, value in attrs.items():
+            self.file.attrs[key] = value if isinstance(value, str | int | float) else json.dumps(value)
+        self.file.attrs["converter_version"] = CONVERTER_VERSION
+        self.rows = 0
+
+    def _append(self, name: str, rows: np.ndarray) -> None:
+        if name not in self.file:
+            chunk = (min(CHUNK_IMAGES, max(len(rows), 1)), *rows.shape[1:])
+            self.file.create_dataset(name, shape=(0, *rows.shape[1:]), maxshape=(None, *rows.shape[1:]),
+                                     dtype=rows.dtype, chunks=chunk, compression="gzip",
+                                     compression_opts=1, shuffle=rows.dtype.itemsize > 1)
+        data = self.file[name]
+        if data.shape[1:] != rows.shape[1:] or data.dtype != rows.dtype:
+            raise ValueError(f"{name}: rows of shape {rows.shape[1:]} {rows.dtype} do not match "
+                             f"{data.shape[1:]} {data.dtype}")
+        data.resize(self.rows + len(rows), axis=0)
+        data[self.rows:] = rows
+
+    def append(self, image: np.ndarray, mask: np.ndarray, factors: Mapping[str, np.ndarray] | None = None):
+        """image (B, H, W, C) uint8, mask (B, H, W) uint8, factors name -> (B, ...)."""
+        if image.dtype != np.uint8 or image.ndim != 4 or mask.shape != image.shape[:3]:
+            raise ValueError(f"image must be uint8 (B,H,W,C) and mask (B,H,W); got {image.shape}, {mask.shape}")
+        self._append("image", image)
+        self._append("mask", mask.astype(np.uint8, copy=False))
+        for name, values in (factors or {}).items():
+            self._append(f"factors/{name}", np.asarray(values))
+        self.rows += len(image)
+
+    def __enter__(self) -> SplitWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.file.attrs["n"] = self.rows
+        self.file.close()
+        if exc_type is None and self.rows > 0:
+            os.replace(self.tmp, self.path)
+        else:
+            self.tmp.unlink(missing_ok=True)
+            if exc_type is None:
+                raise UserError(f"{self.path}: no rows to write; check the dataset's sizes and source")
+
+
+def write_split(path: str | Path, batches: Iterable[dict], attrs: Mapping[str, object]) -> int:
+    """Stream `batches` (dicts with image, mask and optional factors) into `path`; return rows."""
+    with SplitWriter(path, attrs) as writer:
+        for batch in batches:
+            writer.append(batch["image"], batch["mask"], batch.get("factors"))
+    return writer.rows
+
+
+def open_split(path: str | Path) -> h5py.File:
+    """Open a processed split read-only after checking its schema; one clear line if it is wrong."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"dataset file {path} is missing; run `snakemake {path}` to make it")
+    try:
+        file = h5py.File(path, "r")
+    except OSError:
+        raise UserError(f"{path} is not a readable HDF5 file; delete it and rerun its rule") from None
+    for name, ndim in REQUIRED.items():
+        if name not in file or file[name].ndim != ndim or file[name].dtype != np.uint8:
+            file.close()
+            raise UserError(f"{path} does not follow the structae schema ({name} must be uint8 with "
+                            f"{ndim} axes); delete it and rerun its rule")
+    return file

@@ -1,0 +1,81 @@
+"""The CAE's grayscale object-discovery sets (Löwe et al. 2022, after Reichert & Serre 2013).
+
+    2Shapes      32×32, one square and one upward triangle per image
+    3Shapes      32×32, a square, an upward and a downward triangle
+    MNIST&Shape  32×32, one MNIST digit and one of the three shapes
+
+Shapes are white (255) and filled on black, placed uniformly at random, and may overlap. The label map
+is 0 for background, 1..k for the objects in drawing order, and IGNORE_LABEL where objects overlap:
+those pixels belong to no single object, so the CAE's evaluation leaves them out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from structae.data.h5 import IGNORE_LABEL
+
+IMAGE_SIZE = 32
+SQUARE = np.ones((9, 9), bool)
+TRIANGLE_UP = np.array([[abs(c - 6) <= r for c in range(13)] for r in range(7)])
+TRIANGLE_DOWN = TRIANGLE_UP[::-1]
+SHAPES = {"square": SQUARE, "triangle_up": TRIANGLE_UP, "triangle_down": TRIANGLE_DOWN}
+BATCH = 512
+
+
+@dataclass
+class ShapesOptions:
+    shapes: tuple[str, ...] = ("square", "triangle_up")  # 2Shapes; add triangle_down for 3Shapes
+
+    def __post_init__(self):
+        unknown = set(self.shapes) - set(SHAPES)
+        if unknown or not self.shapes:
+            raise ValueError(f"shapes: choose one or more of {', '.join(SHAPES)}")
+
+
+def _place(canvas: np.ndarray, labels: np.ndarray, sprite: np.ndarray, label: int,
+           rng: np.random.Generator) -> None:
+    """Draw a binary `sprite` at a random position: intensity max-blended, overlaps marked ignore."""
+    h, w = sprite.shape[:2]
+    top, left = rng.integers(0, IMAGE_SIZE - h + 1), rng.integers(0, IMAGE_SIZE - w + 1)
+    window = (slice(top, top + h), slice(left, left + w))
+    on = sprite > 0
+    region = labels[window]
+    region[on & (region != 0)] = IGNORE_LABEL
+    region[on & (region == 0)] = label
+    canvas[window] = np.maximum(canvas[window], sprite)
+
+
+def _scenes(n: int, seed: int, objects_per_scene) -> Iterator[dict]:
+    rng = np.random.default_rng(seed)
+    for start in range(0, n, BATCH):
+        b = min(BATCH, n - start)
+        image = np.zeros((b, IMAGE_SIZE, IMAGE_SIZE), np.uint8)
+        mask = np.zeros((b, IMAGE_SIZE, IMAGE_SIZE), np.uint8)
+        for i in range(b):
+            for label, sprite in enumerate(objects_per_scene(rng, start + i), start=1):
+                _place(image[i], mask[i], sprite, label, rng)
+        yield {"image": image[..., None], "mask": mask}
+
+
+def generate_shapes(options: ShapesOptions, n: int, seed: int) -> Iterator[dict]:
+    sprites = [SHAPES[name].astype(np.uint8) * 255 for name in options.shapes]
+    return _scenes(n, seed, lambda rng, i: sprites)
+
+
+@dataclass
+class MnistShapeOptions:
+    shapes: tuple[str, ...] = tuple(SHAPES)
+
+
+def generate_mnist_shape(options: MnistShapeOptions, n: int, seed: int, digits: np.ndarray) -> Iterator[dict]:
+    """digits (M, 28, 28) uint8: the digit object is its non-zero pixels."""
+    sprites = [SHAPES[name].astype(np.uint8) * 255 for name in options.shapes]
+
+    def objects(rng, i):
+        return [digits[rng.integers(len(digits))], sprites[rng.integers(len(sprites))]]
+
+    return _scenes(n, seed, objects)

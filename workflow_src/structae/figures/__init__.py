@@ -1,0 +1,1 @@
+"""Figures: one module per paper, plus `data` for dataset sample grids. Each writes one PNG."""
