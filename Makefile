@@ -28,4 +28,4 @@ $(STAMP): pyproject.toml scripts/setup.sh
 
 # The picture of the rule graph in the README is made by the workflow itself.
 rulegraph: $(STAMP)
-	$(BIN)/snakemake --rulegraph all | dot -Tsvg > docs/rulegraph.svg
+	$(BIN)/python scripts/rulegraph.py

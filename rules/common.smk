@@ -7,7 +7,7 @@ from structae.data.datasets import raw_path, sources_of
 from structae.errors import UserError
 
 try:
-    validate_config(config, source=" + ".join(workflow.configfiles) or "config")
+    validate_config(config, source=" + ".join(map(str, workflow.configfiles)) or "config")
 except UserError as err:
     sys.exit(f"structae: error: {err}")
 

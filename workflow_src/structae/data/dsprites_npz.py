@@ -42,7 +42,9 @@ def convert(path: Path, rows: slice) -> Iterator[dict]:
             values = np.load(handle)
         with _member(archive, "imgs") as handle:
             version = np.lib.format.read_magic(handle)
-            shape, fortran, dtype = np.lib.format._read_array_header(handle, version)
+            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                           else np.lib.format.read_array_header_2_0)
+            shape, fortran, dtype = read_header(handle)
             if fortran or dtype != np.uint8 or shape[1:] != (64, 64):
                 raise UserError(f"{path}: imgs is {shape} {dtype}; expected (N, 64, 64) uint8 in C order")
             stop = shape[0] if rows.stop is None else min(rows.stop, shape[0])

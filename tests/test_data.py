@@ -1,0 +1,177 @@
+"""Generators, converters, the HDF5 schema, downloads and recombination splits."""
+
+import gzip
+import hashlib
+import struct
+import zipfile
+
+import h5py
+import numpy as np
+import pytest
+
+from structae.data import h5, splits, sprites
+from structae.data.datasets import make_split
+from structae.data.download import download
+from structae.errors import UserError
+
+KINDS = {
+    "shapes": ({"shapes": ["square", "triangle_up", "triangle_down"]}, (32, 32, 1), 3),
+    "mnist_shape": ({}, (32, 32, 1), 2),
+    "multi_dsprites": ({"max_objects": 3}, (64, 64, 3), 3),
+    "dsprites": ({"scale_step": 6, "orientation_step": 20, "position_step": 16}, (64, 64, 1), 1),
+    "mnist_subset": ({}, (28, 28, 1), 1),
+}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_generated_split_follows_the_schema(tmp_path, kind):
+    options, shape, max_label = KINDS[kind]
+    spec = {"kind": kind, "options": options, "sizes": {"train": 12, "test": 0 if kind == "dsprites" else 5},
+            "seed": 3}
+    out = tmp_path / "train.h5"
+    rows = make_split({"datasets": {"d": spec}}, "d", "train", out)
+    with h5.open_split(out) as file:
+        assert file["image"].shape == (rows, *shape) and file["image"].dtype == np.uint8
+        assert file["mask"].shape == (rows, *shape[:2]) and file["mask"].dtype == np.uint8
+        assert file["image"].compression == "gzip" and file["image"].chunks[0] <= h5.CHUNK_IMAGES
+        labels = np.unique(file["mask"][:])
+        assert labels.max() <= max_label or h5.IGNORE_LABEL in labels
+        assert file.attrs["dataset"] == "d" and file.attrs["split"] == "train"
+        assert file.attrs["converter_version"] == h5.CONVERTER_VERSION
+    assert rows == 12
+
+
+def test_generators_are_deterministic_and_splits_differ(tmp_path):
+    spec = {"kind": "multi_dsprites", "options": {}, "sizes": {"train": 8, "test": 8}, "seed": 0}
+    a, b, c = (tmp_path / n for n in ("a.h5", "b.h5", "c.h5"))
+    make_split({"datasets": {"d": spec}}, "d", "train", a)
+    make_split({"datasets": {"d": spec}}, "d", "train", b)
+    make_split({"datasets": {"d": spec}}, "d", "test", c)
+    with h5py.File(a) as fa, h5py.File(b) as fb, h5py.File(c) as fc:
+        np.testing.assert_array_equal(fa["image"][:], fb["image"][:])
+        assert not np.array_equal(fa["image"][:], fc["image"][:])
+        visible = fa["factors/visibility"][:]
+        np.testing.assert_array_equal(visible[:, 0], 1)  # the background is always visible
+
+
+def test_shapes_mark_overlaps_ignored(tmp_path):
+    spec = {"kind": "shapes", "options": {}, "sizes": {"train": 300}, "seed": 1}
+    out = tmp_path / "t.h5"
+    make_split({"datasets": {"d": spec}}, "d", "train", out)
+    with h5py.File(out) as file:
+        image, mask = file["image"][..., 0], file["mask"][:]
+    assert (mask == h5.IGNORE_LABEL).any()
+    np.testing.assert_array_equal(image > 0, mask > 0)  # every lit pixel has a label, and only those
+
+
+def test_mnist_subset_splits_are_disjoint_and_count_right(tmp_path):
+    spec = {"kind": "mnist_subset", "options": {}, "sizes": {"train": 300, "val": 100, "test": 0}, "seed": 0}
+    images = {}
+    for split, n in (("train", 300), ("val", 100), ("test", 4600)):
+        out = tmp_path / f"{split}.h5"
+        assert make_split({"datasets": {"m": spec}}, "m", split, out) == n
+        with h5py.File(out) as file:
+            images[split] = {hashlib.sha1(x.tobytes()).hexdigest() for x in file["image"][:]}
+    assert not images["train"] & images["test"] and not images["train"] & images["val"]
+
+
+def _idx(path, magic, array):
+    header = struct.pack(">ii", magic, len(array)) + b"".join(struct.pack(">i", d) for d in array.shape[1:])
+    path.write_bytes(gzip.compress(header + array.astype(np.uint8).tobytes()))
+
+
+def test_mnist_idx_files_convert(tmp_path):
+    rng = np.random.default_rng(0)
+    train, test = rng.integers(0, 256, (30, 28, 28)), rng.integers(0, 256, (10, 28, 28))
+    files = [tmp_path / n for n in ("ti.gz", "tl.gz", "ei.gz", "el.gz")]
+    _idx(files[0], 2051, train), _idx(files[1], 2049, np.arange(30) % 10)
+    _idx(files[2], 2051, test), _idx(files[3], 2049, np.arange(10))
+    spec = {"kind": "mnist_idx", "options": {}, "sizes": {"train": 20, "val": 0, "test": 0}, "seed": 0}
+    for split, expected in (("train", train[:20]), ("val", train[20:]), ("test", test)):
+        out = tmp_path / f"{split}.h5"
+        make_split({"datasets": {"m": spec}}, "m", split, out, files)
+        with h5py.File(out) as file:
+            np.testing.assert_array_equal(file["image"][..., 0], expected)
+    _idx(files[1], 2051, np.arange(30))  # wrong magic for a label file
+    with pytest.raises(UserError, match="not an idx file with magic 2049"):
+        make_split({"datasets": {"m": spec}}, "m", "train", tmp_path / "bad.h5", files)
+
+
+def test_dsprites_npz_streams_in_the_original_layout(tmp_path):
+    opts = sprites.DSpritesOptions(shapes=("square",), scale_step=3, orientation_step=20, position_step=8)
+    classes = sprites.dsprites_classes(opts)
+    values = np.stack([sprites.LATENT_VALUES[i][classes[:, i]] for i in range(6)], axis=1)
+    imgs = np.random.default_rng(0).integers(0, 2, (len(classes), 64, 64), dtype=np.uint8)
+    npz = tmp_path / "dsprites.npz"
+    with zipfile.ZipFile(npz, "w") as archive:
+        for name, array in (("imgs", imgs), ("latents_classes", classes), ("latents_values", values)):
+            with archive.open(f"{name}.npy", "w") as handle:
+                np.lib.format.write_array(handle, array)
+    spec = {"kind": "dsprites_npz", "options": {}, "sizes": {"train": 10, "test": 0}, "seed": 0}
+    out = tmp_path / "test.h5"
+    make_split({"datasets": {"d": spec}}, "d", "test", out, [npz])
+    with h5py.File(out) as file:
+        np.testing.assert_array_equal(file["mask"][:], imgs[10:])
+        np.testing.assert_array_equal(file["factors/latents_classes"][:], classes[10:])
+
+
+def test_dsprites_grid_values_match_the_original_npz():
+    classes = sprites.dsprites_classes(sprites.DSpritesOptions())
+    assert len(classes) == 737280
+    np.testing.assert_array_equal(classes[1], [0, 0, 0, 0, 0, 1])  # posY varies fastest, as in the npz
+    assert np.isclose(sprites.LATENT_VALUES[3][-1], 2 * np.pi) and sprites.LATENT_VALUES[2][1] == pytest.approx(0.6)
+
+
+def _grid_factors():
+    classes = sprites.dsprites_classes(sprites.DSpritesOptions(orientation_step=4, position_step=2))
+    values = np.stack([sprites.LATENT_VALUES[i][classes[:, i]] for i in range(6)], axis=1)
+    return classes, {name: values[:, i] for i, name in enumerate(sprites.LATENT_NAMES)}
+
+
+def test_to_element_counts_by_brute_force():
+    classes, factors = _grid_factors()
+    test = {"shape": {"eq": "ellipse"}, "posX": {"ge": 0.6}, "posY": {"ge": 0.6},
+            "orientation": {"ge": "120deg", "le": "240deg"}, "scale": {"lt": 0.6}}
+    mask = splits.test_mask(factors, test, "splits.t")
+    expected = sum(1 for c in classes if c[1] == 1 and c[4] / 31 >= 0.6 and c[5] / 31 >= 0.6
+                   and 120 <= np.degrees(c[3] * 2 * np.pi / 39) <= 240 and c[2] == 0)
+    assert mask.sum() == expected > 0
+
+
+def test_boundaries_are_inclusive_despite_float_representation():
+    factors = {"scale": np.array([0.5, 0.6000000000000001, 0.6999999999999999])}
+    assert splits.test_mask(factors, {"scale": {"ge": 0.6}}, "s").tolist() == [False, True, True]
+    assert splits.test_mask(factors, {"scale": {"lt": 0.6}}, "s").tolist() == [True, False, False]
+    assert splits.test_mask(factors, {"scale": {"le": 0.7}}, "s").tolist() == [True, True, True]
+
+
+def test_split_file_and_pivot(tmp_path):
+    spec = {"kind": "dsprites", "options": {"orientation_step": 8, "position_step": 4}, "sizes": {"all": 0}, "seed": 0}
+    data = tmp_path / "all.h5"
+    make_split({"datasets": {"d": spec}}, "d", "all", data)
+    split = {"dataset": "d", "test": {"shape": {"eq": "ellipse"}, "posX": {"ge": 0.5}},
+             "pivot": {"shape": "heart", "scale": 1.0, "orientation": 0, "posX": 0, "posY": 0}}
+    counts = splits.make_split(split, "r", data, tmp_path / "r.npz")
+    index = np.load(tmp_path / "r.npz")
+    assert counts["train"] + counts["test"] == sprites.dsprites_count(sprites.DSpritesOptions(**spec["options"]))
+    assert not set(index["train"]) & set(index["test"])
+    with h5py.File(data) as file:
+        pivot = file["factors/latents_values"][int(index["pivot"])]
+    assert pivot[1] == 3 and pivot[2] == 1.0 and pivot[4] == 0
+    with pytest.raises(UserError, match="no image has factors"):
+        splits.make_split({**split, "pivot": {"scale": 0.55}}, "r", data, tmp_path / "x.npz")
+
+
+def test_download_from_mirror_checks_sha256(tmp_path):
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    payload = b"not really mnist"
+    (mirror / "train-labels-idx1-ubyte.gz").write_bytes(payload)
+    out = tmp_path / "raw" / "labels.gz"
+    digest = download("mnist_train_labels", out, mirror=f"file://{mirror}",
+                      expected=hashlib.sha256(payload).hexdigest())
+    assert out.read_bytes() == payload and digest == hashlib.sha256(payload).hexdigest()
+    out.unlink()
+    with pytest.raises(UserError, match="does not match the recorded"):
+        download("mnist_train_labels", out, mirror=str(mirror))  # the recorded (real) checksum
+    assert not out.exists() and not list(out.parent.glob("*.part"))

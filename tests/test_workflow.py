@@ -1,0 +1,53 @@
+"""The whole workflow on the tiny config, in a temporary directory: run, rerun nothing, report."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import yaml
+
+
+def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    return subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", *args], cwd=workdir, env=env,
+                          capture_output=True, text=True)
+
+
+def jobs(dry_run: subprocess.CompletedProcess) -> dict[str, int]:
+    """The job-count table of a dry run: rule -> count."""
+    counts, in_table = {}, False
+    for line in dry_run.stdout.splitlines():
+        if line.startswith("job ") and "count" in line:
+            in_table = True
+        elif in_table and line.strip() and not line.startswith("-"):
+            rule, *rest = line.split()
+            if rule == "total":
+                break
+            counts[rule] = int(rest[0])
+    return counts
+
+
+def test_tiny_workflow_end_to_end(workflow_dir):
+    run = snakemake(workflow_dir, "all")
+    assert run.returncode == 0, run.stderr[-3000:]
+    config = yaml.safe_load((workflow_dir / "config.yaml").read_text())
+    for name, spec in config["datasets"].items():
+        for split in spec["sizes"]:
+            with h5py.File(workflow_dir / f"data/processed/{name}/{split}.h5") as file:
+                assert file["image"].shape[0] > 0
+        assert (workflow_dir / f"results/figures/data/{name}.png").stat().st_size > 1000
+    assert (workflow_dir / "data/splits/dsprites/to_element.npz").exists()
+    assert "train" in (workflow_dir / "logs/split_dataset/dsprites/to_element.log").read_text()
+
+    assert jobs(snakemake(workflow_dir, "-n", "all")) == {}  # everything is up to date
+
+    config["datasets"]["two_shapes"]["sizes"]["test"] = 40  # one entry changed: exactly its jobs rerun
+    (workflow_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    assert jobs(snakemake(workflow_dir, "-n", "all")) == {"generate_dataset": 2, "figure_data": 1, "all": 1}
+
+    report = snakemake(workflow_dir, "--report", "results/report.html")
+    assert report.returncode == 0, report.stderr[-3000:]
+    html = (workflow_dir / "results/report.html").read_text(errors="replace")
+    assert "multi_dsprites.png" in html
