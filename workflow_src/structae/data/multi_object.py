@@ -75,11 +75,19 @@ def decode(record: bytes, fmt: Format) -> dict:
     k = fmt.max_entities
     image = tfrecord.bytes_list_as_uint8(features["image"][1]).reshape(h, w, 3)
     masks = tfrecord.bytes_list_as_uint8(features["mask"][1])
-    masks = masks.reshape(h, w, k) if fmt.mask_layout == "HWK" else masks.reshape(k, h, w).transpose(1, 2, 0)
+    masks = masks.reshape(h, w, k).transpose(2, 0, 1) if fmt.mask_layout == "HWK" else masks.reshape(k, h, w)
     factors = {name: tfrecord.float_list(features[name][1]).reshape(shape) for name, shape in fmt.floats.items()}
     for name in fmt.strings:
         factors[name] = np.array(tfrecord.bytes_list(features[name][1]), dtype="S16")
-    return {"image": image, "mask": masks.argmax(axis=2).astype(np.uint8), "factors": factors}
+    return {"image": image, "mask": _labels(masks), "factors": factors}
+
+
+def _labels(masks: np.ndarray) -> np.ndarray:
+    """(K, H, W) disjoint 0/255 masks -> (H, W) entity index; a sum of K plane passes beats argmax."""
+    labels = np.zeros(masks.shape[1:], np.uint8)
+    for entity in range(1, len(masks)):
+        labels += (masks[entity] >> 7) * np.uint8(entity)
+    return labels
 
 
 def visible_objects(record: bytes) -> int:

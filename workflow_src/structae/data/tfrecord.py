@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import gzip
 import struct
+import threading
 import zlib
 from collections.abc import Iterator
+from functools import cache
 from pathlib import Path
+from queue import Full, Queue
 
 import crc32c
 import numpy as np
@@ -40,9 +43,49 @@ def _open(path: Path):
     return gzip.open(path, "rb") if gzipped else open(path, "rb", buffering=1 << 20)
 
 
-def iter_records(path: str | Path) -> Iterator[bytes]:
-    """Yield each record's bytes after checking both CRCs; corruption is a UserError naming the record."""
-    path = Path(path)
+def iter_records(path: str | Path, prefetch: int = 16) -> Iterator[bytes]:
+    """Yield each record's bytes after checking both CRCs; corruption is a UserError naming the record.
+
+    A reader thread decompresses and checks up to `prefetch` records ahead (zlib and crc32c release the
+    GIL), so decompression overlaps the caller's decoding on a second core; memory stays bounded.
+    """
+    if prefetch <= 0:
+        yield from _read_records(Path(path))
+        return
+    queue: Queue = Queue(maxsize=prefetch)
+    stop = threading.Event()
+
+    def produce():
+        try:
+            for record in _read_records(Path(path)):
+                while not stop.is_set():
+                    try:
+                        queue.put(record, timeout=0.1)
+                        break
+                    except Full:
+                        continue
+                if stop.is_set():
+                    return
+            queue.put(_DONE)
+        except BaseException as err:  # handed to the consumer, which raises it in its own thread
+            queue.put(err)
+
+    thread = threading.Thread(target=produce, name="tfrecord-reader", daemon=True)
+    thread.start()
+    try:
+        while (item := queue.get()) is not _DONE:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join()
+
+
+_DONE = object()
+
+
+def _read_records(path: Path) -> Iterator[bytes]:
     index = 0
     try:
         with _open(path) as stream:
@@ -128,11 +171,20 @@ def parse_example(record: bytes) -> dict[str, tuple[int, memoryview]]:
 
 
 def bytes_list_as_uint8(payload: memoryview) -> np.ndarray:
-    """A BytesList of single-byte strings as uint8 (N,); falls back to a generic decode otherwise."""
-    raw = np.frombuffer(payload, dtype=np.uint8)
-    if raw.size % 3 == 0 and (raw[0::3] == 0x0A).all() and (raw[1::3] == 1).all():
-        return raw[2::3]
+    """A BytesList of single-byte strings as uint8 (N,); falls back to a generic decode otherwise.
+
+    Strided slices of a bytes object run in C at memory speed, much faster than numpy's strided compare.
+    """
+    raw = bytes(payload)
+    n, rest = divmod(len(raw), 3)
+    if not rest and raw[0::3] == _repeated(0x0A, n) and raw[1::3] == _repeated(0x01, n):
+        return np.frombuffer(raw[2::3], dtype=np.uint8)
     return np.frombuffer(b"".join(bytes_list(payload)), dtype=np.uint8)
+
+
+@cache
+def _repeated(byte: int, n: int) -> bytes:
+    return bytes([byte]) * n
 
 
 def bytes_list(payload: memoryview) -> list[bytes]:
