@@ -12,9 +12,15 @@ BEGIN, END = "<!-- rulegraph:begin -->", "<!-- rulegraph:end -->"
 
 
 def rulegraph(cwd: Path) -> str:
+    """The rule graph as mermaid, made canonical: Snakemake numbers nodes and orders edges arbitrarily."""
     out = subprocess.run([sys.executable, "-m", "snakemake", "--rulegraph", "mermaid-js", "all"], cwd=cwd,
                          capture_output=True, text=True, check=True).stdout
-    return out[out.index("flowchart"):].rstrip() if "flowchart" in out else out.rstrip()
+    names = dict(re.findall(r"^\s*(id\d+)\[(\w+)\]", out, flags=re.M))
+    edges = re.findall(r"^\s*(id\d+) --> (id\d+)", out, flags=re.M)
+    ids = {name: f"id{i}" for i, name in enumerate(sorted(names.values()))}
+    lines = ["flowchart TB"] + [f"\t{ids[name]}[{name}]" for name in sorted(ids)]
+    lines += sorted(f"\t{ids[names[a]]} --> {ids[names[b]]}" for a, b in edges)
+    return "\n".join(lines)
 
 
 def block(graph: str) -> str:
