@@ -16,3 +16,23 @@ rule all:
     input:
         all_targets(),
     default_target: True
+
+
+rule cae:
+    input:
+        paper_targets("cae"),
+
+
+rule iodine:
+    input:
+        paper_targets("iodine"),
+
+
+rule maganet:
+    input:
+        paper_targets("maganet"),
+
+
+rule swwae:
+    input:
+        paper_targets("swwae"),

@@ -32,7 +32,9 @@ def _entry_json(entry):
 
 
 def dataset_spec(wildcards):
-    return _entry_json(DATASETS[wildcards.dataset])
+    # `papers` only groups targets; changing it must not remake the data.
+    spec = {k: v for k, v in DATASETS[wildcards.dataset].items() if k != "papers"}
+    return _entry_json(spec)
 
 
 def split_spec(wildcards):
@@ -54,16 +56,23 @@ def split_source(wildcards):
 
 
 def datasets_of(paper):
+    """Datasets a paper's target shows: those its experiments train on, and those that name the paper."""
     used = {exp["dataset"] for exp in EXPERIMENTS.values() if exp["paper"] == paper}
-    return sorted(used) if EXPERIMENTS else []
+    used |= {name for name, spec in DATASETS.items() if paper in spec["papers"]}
+    return sorted(used)
 
 
 def data_figures(datasets=None):
     return [f"results/figures/data/{d}.png" for d in (DATASETS if datasets is None else datasets)]
 
 
-def processed_files():
-    return [processed(d, split) for d, spec in DATASETS.items() for split in spec["sizes"]]
+def datasets_in_use():
+    used = {d for paper in PAPERS for d in datasets_of(paper)} | {s["dataset"] for s in SPLITS.values()}
+    return sorted(used)
+
+
+def processed_files(datasets):
+    return [processed(d, split) for d in datasets for split in DATASETS[d]["sizes"]]
 
 
 def split_files():
@@ -71,11 +80,13 @@ def split_files():
 
 
 def paper_targets(paper):
-    return data_figures(datasets_of(paper))
+    datasets = datasets_of(paper)
+    splits = [f"data/splits/{s['dataset']}/{name}.npz" for name, s in SPLITS.items() if s["dataset"] in datasets]
+    return processed_files(datasets) + data_figures(datasets) + splits
 
 
 def all_targets():
-    targets = processed_files() + data_figures() + split_files()
+    targets = processed_files(datasets_in_use()) + data_figures(datasets_in_use()) + split_files()
     for paper in PAPERS:
         targets += paper_targets(paper)
     return list(dict.fromkeys(targets))
