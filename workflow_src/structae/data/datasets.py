@@ -97,7 +97,7 @@ def batches(spec: dict, name: str, split: str, raw: list[Path]) -> Iterator[dict
         digits, _ = mnist.offline_subset()
         return shapes.generate_mnist_shape(opts, _generated_size(spec, name, split), seed, digits)
     if kind == "dsprites":
-        return sprites.generate_dsprites(opts, _rows(spec["sizes"], split, sprites.dsprites_count(opts)), 0)
+        return sprites.generate_dsprites(opts, _rows(spec["sizes"], split, sprites.dsprites_count(opts)))
     if kind == "mnist_subset":
         images, labels = mnist.offline_subset()
         order = np.random.default_rng(spec["seed"]).permutation(len(images))  # the csv is sorted by class

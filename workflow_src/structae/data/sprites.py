@@ -112,9 +112,8 @@ def dsprites_classes(options: DSpritesOptions) -> np.ndarray:
     return np.array(list(itertools.product(*axes)), dtype=np.int64)
 
 
-def generate_dsprites(options: DSpritesOptions, rows: slice, seed: int) -> Iterator[dict]:
-    """The factor grid (deterministic; `seed` unused) rows `rows`, in batches."""
-    del seed
+def generate_dsprites(options: DSpritesOptions, rows: slice) -> Iterator[dict]:
+    """Rows `rows` of the factor grid, in batches; the grid is deterministic, so there is no seed."""
     classes = dsprites_classes(options)[rows]
     for start in range(0, len(classes), RENDER_BATCH):
         batch = classes[start:start + RENDER_BATCH]

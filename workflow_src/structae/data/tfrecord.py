@@ -28,7 +28,6 @@ import numpy as np
 from structae.errors import UserError
 
 _MASK_DELTA = 0xA282EAD8
-BYTES_LIST, FLOAT_LIST, INT64_LIST = 1, 2, 3
 
 
 def masked_crc(data: bytes) -> int:
