@@ -62,8 +62,8 @@ def datasets_of(paper):
     return sorted(used)
 
 
-def data_figures(datasets=None):
-    return [f"results/figures/data/{d}.png" for d in (DATASETS if datasets is None else datasets)]
+def data_figures(datasets):
+    return [f"results/figures/data/{d}.png" for d in datasets]
 
 
 def datasets_in_use():
@@ -75,18 +75,19 @@ def processed_files(datasets):
     return [processed(d, split) for d in datasets for split in DATASETS[d]["sizes"]]
 
 
-def split_files():
-    return [f"data/splits/{spec['dataset']}/{name}.npz" for name, spec in SPLITS.items()]
+def split_files(datasets):
+    """Index files of the recombination splits defined on `datasets`."""
+    return [f"data/splits/{s['dataset']}/{name}.npz" for name, s in SPLITS.items() if s["dataset"] in datasets]
 
 
 def paper_targets(paper):
     datasets = datasets_of(paper)
-    splits = [f"data/splits/{s['dataset']}/{name}.npz" for name, s in SPLITS.items() if s["dataset"] in datasets]
-    return processed_files(datasets) + data_figures(datasets) + splits
+    return processed_files(datasets) + data_figures(datasets) + split_files(datasets)
 
 
 def all_targets():
-    targets = processed_files(datasets_in_use()) + data_figures(datasets_in_use()) + split_files()
+    datasets = datasets_in_use()  # includes every split's dataset, so every split file is listed
+    targets = processed_files(datasets) + data_figures(datasets) + split_files(datasets)
     for paper in PAPERS:
         targets += paper_targets(paper)
     return list(dict.fromkeys(targets))
