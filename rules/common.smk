@@ -2,6 +2,7 @@
 import json
 import sys
 
+from structae import paths
 from structae.config import validate_config
 from structae.data.datasets import raw_path, sources_of
 from structae.errors import UserError
@@ -11,7 +12,7 @@ try:
 except UserError as err:
     sys.exit(f"structae: error: {err}")
 
-PAPERS = ["cae", "iodine", "maganet", "swwae"]
+PAPERS = ["cae", "iodine", "maganet", "swwae"]  # "engine" experiments (the tiny model) reach only `all`
 DATASETS = config["datasets"]
 SPLITS = config["splits"]
 EXPERIMENTS = config["experiments"]
@@ -24,6 +25,8 @@ def _choice(names):
 
 GENERATED = _choice(d for d, spec in DATASETS.items() if not sources_of(spec))
 CONVERTED = _choice(d for d, spec in DATASETS.items() if sources_of(spec))
+EXPERIMENT = _choice(EXPERIMENTS)
+TABLE = _choice({exp["paper"] for exp in EXPERIMENTS.values()})
 
 
 def _entry_json(entry):
@@ -41,14 +44,63 @@ def split_spec(wildcards):
     return _entry_json(SPLITS[wildcards.split])
 
 
+def train_spec(wildcards):
+    # Seeds and evaluation settings do not change a trained model: adding a seed trains only that seed.
+    entry = EXPERIMENTS[wildcards.experiment]
+    return _entry_json({k: v for k, v in entry.items() if k not in ("seeds", "evaluate")})
+
+
+def experiment_spec(wildcards):
+    return _entry_json(EXPERIMENTS[wildcards.experiment])
+
+
+def experiment_inputs(wildcards):
+    """The experiment's processed split and, for a recombination split, its index file."""
+    data = paths.experiment_data(config, wildcards.experiment)
+    return {"data": data.train, "split": [data.split] if data.split else []}
+
+
+def evaluate_inputs(wildcards):
+    data = paths.experiment_data(config, wildcards.experiment)
+    return {"data": data.test, "split": [data.split] if data.split else [],
+            "checkpoints": checkpoints_of(wildcards.experiment)}
+
+
+def split_option(wildcards, input):
+    return f"--split-index {input.split}" if input.split else ""
+
+
+def checkpoints_of(experiment):
+    return [paths.checkpoint(experiment, seed) for seed in EXPERIMENTS[experiment]["seeds"]]
+
+
+def experiments_of(paper):
+    return [name for name, exp in EXPERIMENTS.items() if exp["paper"] == paper]
+
+
+def metrics_of(wildcards):
+    return [paths.metrics(name) for name in experiments_of(wildcards.paper)]
+
+
+def train_logs_of(wildcards):
+    return [paths.train_log(name, seed) for name in experiments_of(wildcards.paper)
+            for seed in EXPERIMENTS[name]["seeds"]]
+
+
+def result_targets(paper):
+    """A paper's table (CSV and markdown) and training curves, when it has experiments."""
+    if not experiments_of(paper):
+        return []
+    return [paths.table(paper), paths.table(paper).replace(".csv", ".md"), paths.figure(paper, "training_curves")]
+
+
 def raw_inputs(wildcards):
     return [raw_path(source) for source in sources_of(DATASETS[wildcards.dataset])]
 
 
 def processed(dataset, split=None):
     """A dataset's processed split; by default its first one."""
-    split = split or next(iter(DATASETS[dataset]["sizes"]))
-    return f"data/processed/{dataset}/{split}.h5"
+    return paths.processed(dataset, split or next(iter(DATASETS[dataset]["sizes"])))
 
 
 def split_source(wildcards):
@@ -77,12 +129,12 @@ def processed_files(datasets):
 
 def split_files(datasets):
     """Index files of the recombination splits defined on `datasets`."""
-    return [f"data/splits/{s['dataset']}/{name}.npz" for name, s in SPLITS.items() if s["dataset"] in datasets]
+    return [paths.split_index(s["dataset"], name) for name, s in SPLITS.items() if s["dataset"] in datasets]
 
 
 def paper_targets(paper):
     datasets = datasets_of(paper)
-    return processed_files(datasets) + data_figures(datasets) + split_files(datasets)
+    return processed_files(datasets) + data_figures(datasets) + split_files(datasets) + result_targets(paper)
 
 
 def all_targets():
@@ -90,6 +142,7 @@ def all_targets():
     targets = processed_files(datasets) + data_figures(datasets) + split_files(datasets)
     for paper in PAPERS:
         targets += paper_targets(paper)
+    targets += result_targets("engine")
     return list(dict.fromkeys(targets))
 
 

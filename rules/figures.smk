@@ -12,3 +12,20 @@ rule figure_data:
         "../envs/structae.yaml"
     shell:
         "structae data inspect --data {input} --out {output} > {log} 2>&1"
+
+
+rule figure_curves:
+    input:
+        train_logs_of,
+    output:
+        report("results/figures/{paper}/training_curves.png", category="{paper}", subcategory="training",
+               caption="../report/curves.rst"),
+    wildcard_constraints:
+        paper=TABLE,
+    log:
+        "logs/figure_curves/{paper}.log",
+    conda:
+        "../envs/structae.yaml"
+    shell:
+        "structae figure curves --logs {input} --out {output} --title 'training curves: {wildcards.paper}' "
+        "> {log} 2>&1"

@@ -10,8 +10,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
-from structae.errors import UserError
+from structae.errors import Preempted, UserError
 
 
 def _entry(args, section: str, name: str) -> dict:
@@ -60,8 +61,68 @@ def cmd_split(args) -> None:
     print(f"{args.out}: train {counts['train']} images, test {counts['test']}, pivot row {counts['pivot']}")
 
 
+def _experiment_data(args, name: str):
+    """The experiment's data files: --data/--split-index as the workflow passes them, else from the config."""
+    from structae import config as cfg
+    from structae.paths import ExperimentData, experiment_data
+
+    if args.data:
+        return ExperimentData(args.data, args.data, args.split_index)
+    if args.spec is not None:
+        raise UserError("with --spec, pass the data file with --data (and --split-index for a split)")
+    return experiment_data(cfg.load_config(args.config or ["config.yaml"]), name)
+
+
+def cmd_train(args) -> None:
+    from structae import paths
+    from structae.train import Run, train
+
+    entry = _entry(args, "experiments", args.experiment)
+    seed = entry["seeds"][0] if args.seed is None else args.seed
+    run = Run(Path(args.out or paths.checkpoint(args.experiment, seed)),
+              Path(args.log or paths.train_log(args.experiment, seed)),
+              Path(args.resume_dir or paths.resume_dir(args.experiment, seed)))
+    result = train(args.experiment, entry, seed, _experiment_data(args, args.experiment), run, args.threads)
+    print(f"{run.model_file}: {result['steps']} steps, final loss {result.get('loss', float('nan')):.6g}")
+
+
+def cmd_evaluate(args) -> None:
+    from structae import paths
+    from structae.evaluate import evaluate
+
+    entry = _entry(args, "experiments", args.experiment)
+    files = args.checkpoints or [paths.checkpoint(args.experiment, seed) for seed in entry["seeds"]]
+    if len(files) != len(entry["seeds"]):
+        raise UserError(f"{len(files)} checkpoints for the {len(entry['seeds'])} seeds {entry['seeds']}; "
+                        "pass one per seed, in order")
+    out = args.out or paths.metrics(args.experiment)
+    result = evaluate(args.experiment, entry, dict(zip(entry["seeds"], files, strict=True)),
+                      _experiment_data(args, args.experiment), out)
+    for seed, values in result["seeds"].items():
+        print(f"{out}: seed {seed}: " + ", ".join(f"{k} {v:.4g}" for k, v in values.items()))
+
+
+def cmd_table(args) -> None:
+    from structae.tables import write_table
+
+    frame = write_table(args.metrics, args.out, args.markdown)
+    print(f"{args.out}: {len(frame)} rows; {args.markdown}: written")
+
+
+def cmd_figure_curves(args) -> None:
+    from structae.figures.curves import training_curves
+
+    training_curves(args.logs, args.out, args.title)
+    print(f"{args.out}: written")
+
+
 def _add_entry_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--spec", help="the config entry as JSON (the workflow passes it); default: --config")
+
+
+def _add_data_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", help="the processed split to read (default: from the config)")
+    parser.add_argument("--split-index", help="a recombination split's index file (.npz) selecting rows of --data")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -96,6 +157,39 @@ def build_parser() -> argparse.ArgumentParser:
     split.add_argument("--out", required=True)
     _add_entry_options(split)
     split.set_defaults(run=cmd_split)
+
+    train = verbs.add_parser("train", help="train one seed of an experiment (resumes an interrupted run)")
+    train.add_argument("--experiment", required=True)
+    train.add_argument("--seed", type=int, help="default: the experiment's first seed")
+    train.add_argument("--out", help="the model file (default: results/checkpoints/EXPERIMENT/seedS/model.pt)")
+    train.add_argument("--log", help="the CSV training log (default: beside the model file)")
+    train.add_argument("--resume-dir", help="where unfinished runs keep their state (default: results/resume/...)")
+    train.add_argument("--threads", type=int, help="CPU threads (split among torchrun processes)")
+    _add_data_options(train)
+    _add_entry_options(train)
+    train.set_defaults(run=cmd_train)
+
+    evaluate = verbs.add_parser("evaluate", help="score an experiment's checkpoints on its test images")
+    evaluate.add_argument("--experiment", required=True)
+    evaluate.add_argument("--checkpoints", nargs="+", help="one model file per seed, in the order of seeds")
+    evaluate.add_argument("--out", help="the metrics JSON (default: results/metrics/EXPERIMENT.json)")
+    _add_data_options(evaluate)
+    _add_entry_options(evaluate)
+    evaluate.set_defaults(run=cmd_evaluate)
+
+    table = verbs.add_parser("table", help="collect metrics files into a tidy CSV and a markdown summary")
+    table.add_argument("--metrics", nargs="+", required=True)
+    table.add_argument("--out", required=True, help="the CSV")
+    table.add_argument("--markdown", required=True, help="the markdown summary")
+    table.set_defaults(run=cmd_table)
+
+    figure = verbs.add_parser("figure", help="make a figure").add_subparsers(dest="figure", required=True,
+                                                                          metavar="FIGURE")
+    curves = figure.add_parser("curves", help="training curves of several experiments")
+    curves.add_argument("--logs", nargs="+", required=True, help="train_log.csv files")
+    curves.add_argument("--out", required=True)
+    curves.add_argument("--title", default="training curves")
+    curves.set_defaults(run=cmd_figure_curves)
     return parser
 
 
@@ -106,6 +200,9 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as err:
         print(f"structae: error: {err}", file=sys.stderr)
         return 2
+    except Preempted as stop:
+        print(f"structae: {stop}", file=sys.stderr)
+        return stop.exit_code
     except KeyboardInterrupt:
         print("structae: interrupted", file=sys.stderr)
         return 130

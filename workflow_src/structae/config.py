@@ -15,6 +15,7 @@ from typing import Any
 import jsonschema
 import yaml
 
+from structae import models
 from structae.errors import UserError
 
 SCHEMA_PATH = Path(__file__).with_name("schemas") / "config.schema.yaml"
@@ -111,6 +112,13 @@ def _check_references(config: dict, source: str) -> None:
         if split is not None and splits.get(split, {}).get("dataset") != exp["dataset"]:
             raise UserError(f"{source}: experiments.{name}.split: '{split}' is not a split of "
                             f"'{exp['dataset']}'; add it under splits: or set split: null")
+        sizes = datasets[exp["dataset"]]["sizes"]
+        if split is None and not {"train", "test"} <= set(sizes):
+            raise UserError(f"{source}: experiments.{name}: dataset '{exp['dataset']}' has no train and test "
+                            f"splits (its sizes: {', '.join(sizes)}); add them or set a recombination split")
+        if exp["model"] not in models.names():
+            raise UserError(f"{source}: experiments.{name}.model: '{exp['model']}' is not registered; "
+                            f"choose one of: {', '.join(models.names())}")
 
 
 def merge(base: dict, override: Mapping) -> dict:

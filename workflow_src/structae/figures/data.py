@@ -2,26 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from structae.data import h5  # noqa: E402
-
-
-def save(fig, out: str | Path) -> None:
-    """Write a figure atomically, so an interrupted job leaves no PNG that looks finished."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp.png")
-    fig.savefig(tmp, dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    os.replace(tmp, out)
+from structae.data import h5
+from structae.figures.common import plt, save
 
 
 def label_colors(mask: np.ndarray) -> np.ndarray:

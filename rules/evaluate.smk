@@ -1,0 +1,39 @@
+# Checkpoints to metrics (one JSON per experiment, every seed) and metrics to one table per paper.
+
+
+rule evaluate:
+    input:
+        unpack(evaluate_inputs),
+    output:
+        "results/metrics/{experiment}.json",
+    wildcard_constraints:
+        experiment=EXPERIMENT,
+    params:
+        spec=experiment_spec,
+        split=split_option,
+    log:
+        "logs/evaluate/{experiment}.log",
+    benchmark:
+        "benchmarks/evaluate/{experiment}.tsv"
+    conda:
+        "../envs/structae.yaml"
+    shell:
+        "structae evaluate --experiment {wildcards.experiment} --spec {params.spec:q} --data {input.data} "
+        "{params.split} --checkpoints {input.checkpoints} --out {output} > {log} 2>&1"
+
+
+rule table_metrics:
+    input:
+        metrics_of,
+    output:
+        csv="results/tables/{paper}.csv",
+        markdown=report("results/tables/{paper}.md", category="{paper}", subcategory="tables",
+                        caption="../report/table.rst"),
+    wildcard_constraints:
+        paper=TABLE,
+    log:
+        "logs/table_metrics/{paper}.log",
+    conda:
+        "../envs/structae.yaml"
+    shell:
+        "structae table --metrics {input} --out {output.csv} --markdown {output.markdown} > {log} 2>&1"

@@ -1,0 +1,27 @@
+# One job per (experiment, seed). An interrupted job keeps its state under results/resume/, which is
+# not an output, so a rerun (or a retry after preemption) resumes instead of starting over.
+
+
+rule train:
+    input:
+        unpack(experiment_inputs),
+    output:
+        model="results/checkpoints/{experiment}/seed{seed}/model.pt",
+        log="results/checkpoints/{experiment}/seed{seed}/train_log.csv",
+    wildcard_constraints:
+        experiment=EXPERIMENT,
+        seed=r"\d+",
+    params:
+        spec=train_spec,
+        split=split_option,
+    log:
+        "logs/train/{experiment}/seed{seed}.log",
+    benchmark:
+        "benchmarks/train/{experiment}/seed{seed}.tsv"
+    threads: 2
+    conda:
+        "../envs/structae.yaml"
+    shell:
+        "structae train --experiment {wildcards.experiment} --seed {wildcards.seed} --spec {params.spec:q} "
+        "--data {input.data} {params.split} --threads {threads} --out {output.model} --log {output.log} "
+        "> {log} 2>&1"

@@ -1,0 +1,65 @@
+"""Trained-model files: written atomically, loadable with `torch.load(..., weights_only=True)`.
+
+A checkpoint is a dict of plain values and tensors:
+    format       "structae-model/1"
+    model        registered model name
+    experiment   experiment name, seed, steps
+    config       the model's @dataclass config as a dict
+    info         the DataInfo the model was built with
+    state_dict   the weights
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from types import ModuleType
+
+import torch
+
+from structae import models
+from structae.data.loader import DataInfo
+from structae.errors import UserError
+from structae.options import from_mapping
+
+FORMAT = "structae-model/1"
+
+
+def atomic_save(payload: dict, path: str | Path) -> None:
+    """torch.save to a temporary name, then rename: a crash never leaves a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+def save_model(path: str | Path, model_name: str, experiment: str, seed: int, steps: int,
+               config, info: DataInfo, model: torch.nn.Module) -> None:
+    atomic_save({"format": FORMAT, "model": model_name, "experiment": experiment, "seed": seed,
+                 "steps": steps, "config": dataclasses.asdict(config), "info": info.to_dict(),
+                 "state_dict": model.state_dict()}, path)
+
+
+def load_model(path: str | Path, expected_model: str,
+               device: str | torch.device = "cpu") -> tuple[ModuleType, torch.nn.Module, object]:
+    """(model module, model in eval mode, its config) from a checkpoint of model `expected_model`."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"checkpoint {path} is missing; run `snakemake {path}` to train it")
+    try:
+        payload = torch.load(path, map_location=device, weights_only=True)
+    except Exception:  # torch raises several types for truncated or foreign files
+        raise UserError(f"{path} is not a readable structae checkpoint; delete it and retrain") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise UserError(f"{path} is not a structae checkpoint ({FORMAT}); delete it and retrain")
+    if payload["model"] != expected_model:
+        raise UserError(f"{path} holds a '{payload['model']}' model but the experiment uses "
+                        f"'{expected_model}'; delete the checkpoint and retrain")
+    module = models.get(expected_model)
+    config = from_mapping(module.Config, payload["config"], f"{path}: config")
+    info = DataInfo(**{**payload["info"], "factors": tuple(payload["info"]["factors"])})
+    model = module.Model(config, info).to(device)
+    model.load_state_dict(payload["state_dict"])
+    return module, model.eval(), config

@@ -1,0 +1,113 @@
+"""Processed splits as torch batches for training and evaluation.
+
+A split is read into memory once as uint8 (60,000 images of 64×64×3 take 0.7 GB) and batches are
+cut from it by row index, so the batch at a training step is a pure function of the step and the seed
+— what makes resumed runs bit-identical. Batch dict (what every model's forward receives):
+
+    image    float32 (B, C, H, W) in [0, 1]
+    mask     int64 (B, H, W)      object labels, 0 = background, IGNORE_LABEL = unscored
+    index    int64 (B,)           row within this ImageSet
+    factors  {name: (B, ...)}     numeric factors only (float32, or int64 for integer ones)
+    pivot    float32 (1, C, H, W) the split's fixed pivot image, when the experiment uses a split
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from structae.data import h5
+from structae.errors import UserError
+
+
+@dataclass(frozen=True)
+class DataInfo:
+    """What a model may know about its data when it is built (saved in every checkpoint)."""
+
+    channels: int
+    height: int
+    width: int
+    n_images: int
+    max_objects: int  # largest object label in the masks (background and ignore excluded)
+    factors: tuple[str, ...]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class ImageSet:
+    """The rows of one processed split (all, or those an index array selects), held in memory."""
+
+    def __init__(self, path: str | Path, rows: np.ndarray | None = None, pivot_row: int | None = None):
+        self.path = Path(path)
+        with h5.open_split(self.path) as file:
+            select = slice(None) if rows is None else np.asarray(rows)
+            self.images = torch.from_numpy(file["image"][:][select])  # (N, H, W, C) uint8
+            self.masks = torch.from_numpy(file["mask"][:][select])  # (N, H, W) uint8
+            self.factors = {}
+            for name, values in file.get("factors", {}).items():
+                values = values[:][select]
+                if np.issubdtype(values.dtype, np.number):
+                    dtype = np.int64 if np.issubdtype(values.dtype, np.integer) else np.float32
+                    self.factors[name] = torch.from_numpy(values.astype(dtype))
+            pivot = file["image"][pivot_row] if pivot_row is not None else None
+        if len(self.images) == 0:
+            raise UserError(f"{self.path}: no rows selected; check the experiment's split")
+        self.pivot = None if pivot is None else _to_float(torch.from_numpy(pivot[None]))
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def info(self) -> DataInfo:
+        labels = self.masks[self.masks != h5.IGNORE_LABEL]
+        _, height, width, channels = self.images.shape
+        return DataInfo(channels=channels, height=height, width=width, n_images=len(self),
+                        max_objects=int(labels.max()) if labels.numel() else 0,
+                        factors=tuple(sorted(self.factors)))
+
+    def batch(self, rows: torch.Tensor, device: torch.device | str = "cpu") -> dict:
+        """The batch dict (module docstring) of `rows`, on `device`."""
+        batch = {
+            "image": _to_float(self.images[rows]).to(device),
+            "mask": self.masks[rows].long().to(device),
+            "index": rows.to(device),
+            "factors": {name: values[rows].to(device) for name, values in self.factors.items()},
+        }
+        if self.pivot is not None:
+            batch["pivot"] = self.pivot.to(device)
+        return batch
+
+
+def _to_float(images: torch.Tensor) -> torch.Tensor:
+    return images.permute(0, 3, 1, 2).float().div_(255.0)  # (B, H, W, C) uint8 -> (B, C, H, W)
+
+
+def load(data_file: str | Path, split_file: str | Path | None, part: str) -> ImageSet:
+    """The `part` ("train" or "test") of an experiment's data: a split file's rows, or the whole file."""
+    if split_file is None:
+        return ImageSet(data_file)
+    split_file = Path(split_file)
+    if not split_file.is_file():
+        raise UserError(f"split index {split_file} is missing; run `snakemake {split_file}` to make it")
+    with np.load(split_file) as index:
+        if part not in index or "pivot" not in index:
+            raise UserError(f"{split_file} has no '{part}' rows; delete it and rerun its rule")
+        return ImageSet(data_file, index[part], int(index["pivot"]))
+
+
+def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
+    """A permutation of range(n) that depends only on (seed, epoch)."""
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return torch.randperm(n, generator=generator)
+
+
+def step_rows(n: int, batch_size: int, seed: int, step: int) -> torch.Tensor:
+    """Rows of the global batch at `step` (0-based): epochs of shuffled rows, the last partial batch dropped."""
+    per_epoch = n // batch_size
+    if per_epoch == 0:
+        raise UserError(f"batch_size {batch_size} is larger than the {n} training images; lower train.batch_size")
+    epoch, position = divmod(step, per_epoch)
+    return epoch_order(n, seed, epoch)[position * batch_size:(position + 1) * batch_size]

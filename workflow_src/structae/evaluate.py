@@ -1,0 +1,56 @@
+"""Checkpoints to metrics: results/metrics/{experiment}.json, one mean per metric and seed.
+
+    {"experiment", "paper", "model", "dataset", "split", "n_images",
+     "seeds": {"0": {"ari_fg": 0.91, ...}, "1": {...}}}
+
+Each model's `evaluate` returns one value per test image; the mean over the test images is the
+number reported. The order of test images is fixed, so evaluation is deterministic.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from structae import checkpoint
+from structae.data import loader
+from structae.paths import ExperimentData
+
+
+def evaluate_checkpoint(path: str | Path, model_name: str, images: loader.ImageSet, settings: dict,
+                        device: torch.device | str = "cpu") -> dict[str, float]:
+    """Mean of each per-image metric over the first `max_images` (0 = all) images of `images`."""
+    module, model, config = checkpoint.load_model(path, model_name, device)
+    count = len(images) if not settings["max_images"] else min(settings["max_images"], len(images))
+    totals: dict[str, float] = {}
+    with torch.no_grad():
+        for start in tqdm(range(0, count, settings["batch_size"]), desc=f"evaluate {Path(path).parent.name}",
+                          mininterval=30.0, leave=False):
+            rows = torch.arange(start, min(start + settings["batch_size"], count))
+            per_image = module.evaluate(model, images.batch(rows, device), config)
+            for key, values in per_image.items():
+                totals[key] = totals.get(key, 0.0) + values.double().sum().item()
+    return {key: total / count for key, total in totals.items()}
+
+
+def evaluate(name: str, entry: dict, checkpoints: dict[int, str | Path], data: ExperimentData,
+             out: str | Path) -> dict:
+    """Evaluate each seed's checkpoint of experiment `name` on its test images; write `out` atomically."""
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    images = loader.load(data.test, data.split, "test")
+    settings = entry["evaluate"]
+    seeds = {str(seed): evaluate_checkpoint(path, entry["model"], images, settings, device)
+             for seed, path in checkpoints.items()}
+    result = {"experiment": name, "paper": entry["paper"], "model": entry["model"], "dataset": entry["dataset"],
+              "split": entry.get("split"), "n_images": min(settings["max_images"] or len(images), len(images)),
+              "seeds": seeds}
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(json.dumps(result, indent=2) + "\n")
+    os.replace(tmp, out)
+    return result

@@ -1,0 +1,68 @@
+"""Where every stage reads and writes: the one place the workflow's path patterns are spelled out.
+
+rules/common.smk builds its targets from these functions and the CLI uses them as defaults, so
+`structae train --experiment NAME` run by hand writes exactly where `snakemake` would.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+def processed(dataset: str, split: str) -> str:
+    return f"data/processed/{dataset}/{split}.h5"
+
+
+def split_index(dataset: str, split: str) -> str:
+    return f"data/splits/{dataset}/{split}.npz"
+
+
+def checkpoint(experiment: str, seed: int | str) -> str:
+    """The trained model: the workflow's output, versioned by DVC."""
+    return f"results/checkpoints/{experiment}/seed{seed}/model.pt"
+
+
+def train_log(experiment: str, seed: int | str) -> str:
+    """The CSV training curve, kept beside its checkpoint so that figures need no retraining."""
+    return f"results/checkpoints/{experiment}/seed{seed}/train_log.csv"
+
+
+def resume_dir(experiment: str, seed: int | str) -> str:
+    """Training state of an unfinished run. Not a workflow output (Snakemake would delete it before a
+    rerun) and not versioned: it exists only between a preemption and the resumed job's end."""
+    return f"results/resume/{experiment}/seed{seed}"
+
+
+def metrics(experiment: str) -> str:
+    return f"results/metrics/{experiment}.json"
+
+
+def table(name: str) -> str:
+    return f"results/tables/{name}.csv"
+
+
+def figure(paper: str, name: str) -> str:
+    return f"results/figures/{paper}/{name}.png"
+
+
+@dataclass(frozen=True)
+class ExperimentData:
+    """The files an experiment trains and evaluates on.
+
+    Without a recombination split it trains on the dataset's `train` split file and evaluates on its
+    `test` one; with a split, both come from the dataset's first split file, restricted to the rows
+    the split's index file lists.
+    """
+
+    train: str
+    test: str
+    split: str | None = None
+
+
+def experiment_data(config: dict, name: str) -> ExperimentData:
+    entry = config["experiments"][name]
+    dataset = entry["dataset"]
+    if entry.get("split"):
+        source = processed(dataset, next(iter(config["datasets"][dataset]["sizes"])))
+        return ExperimentData(source, source, split_index(dataset, entry["split"]))
+    return ExperimentData(processed(dataset, "train"), processed(dataset, "test"))

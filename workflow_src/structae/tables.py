@@ -1,0 +1,72 @@
+"""Metrics files to tables: a tidy CSV and a markdown summary per paper.
+
+CSV (results/tables/{paper}.csv): one row per experiment × metric × seed, with that group's mean,
+standard deviation (ddof 1; empty for one seed) and number of seeds repeated on each row, so the
+file is both the raw data and the summary. Markdown (results/tables/{paper}.md): experiments as rows,
+metrics as columns, "mean ± std" cells — what the report shows.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from structae.errors import UserError
+
+KEYS = ["paper", "experiment", "model", "dataset", "split"]
+
+
+def tidy(metrics_files: list[str | Path]) -> pd.DataFrame:
+    rows = []
+    for path in metrics_files:
+        path = Path(path)
+        if not path.is_file():
+            raise UserError(f"metrics file {path} is missing; run `snakemake {path}` to make it")
+        result = json.loads(path.read_text())
+        for seed, values in result["seeds"].items():
+            for metric, value in values.items():
+                rows.append({**{k: result[k] for k in KEYS}, "metric": metric, "seed": int(seed), "value": value})
+    frame = pd.DataFrame(rows, columns=[*KEYS, "metric", "seed", "value"])
+    frame = frame.sort_values(["experiment", "metric", "seed"], kind="stable", ignore_index=True)
+    groups = frame.groupby(["experiment", "metric"], sort=False)["value"]
+    return frame.assign(mean=groups.transform("mean"), std=groups.transform("std"),
+                        n_seeds=groups.transform("count"))
+
+
+def _cell(mean: float, std: float) -> str:
+    """Mean and std to the std's second significant digit ("0.912 ± 0.012", "267 ± 118")."""
+    if pd.isna(std):
+        return f"{mean:.4g}"
+    decimals = max(0, 1 - math.floor(math.log10(std))) if std > 0 else 4
+    return f"{mean:.{decimals}f} ± {std:.{decimals}f}"
+
+
+def markdown(frame: pd.DataFrame) -> str:
+    """Experiments × metrics, "mean ± std" over seeds."""
+    summary = frame.drop_duplicates(["experiment", "metric"])
+    wide = summary.assign(cell=[_cell(m, s) for m, s in zip(summary["mean"], summary["std"], strict=True)])
+    wide = wide.pivot(index="experiment", columns="metric", values="cell").reindex(summary["experiment"].unique())
+    seeds = summary.groupby("experiment")["n_seeds"].max()
+    header = ["experiment", "seeds", *wide.columns]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for experiment, cells in wide.iterrows():
+        lines.append("| " + " | ".join([experiment, str(seeds[experiment]), *cells.fillna("–")]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def write_table(metrics_files: list[str | Path], csv_out: str | Path, markdown_out: str | Path) -> pd.DataFrame:
+    frame = tidy(metrics_files)
+    _atomic_write(Path(csv_out), frame.to_csv(index=False))
+    _atomic_write(Path(markdown_out), markdown(frame))
+    return frame

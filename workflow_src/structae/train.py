@@ -1,0 +1,262 @@
+"""The one training loop for every registered model.
+
+Determinism: the batch at step s is a function of (seed, s) alone (loader.step_rows), and the
+random state of torch is saved with every resume checkpoint, so a run that is killed and rerun
+replays exactly the steps after its last checkpoint and ends with bit-identical weights on CPU.
+
+Preemption: SIGTERM and SIGUSR1 (what SLURM sends before a preemption or the time limit) finish the
+current step, write the resume state and exit with 128 + the signal number; rerunning the same
+command resumes. The resume state lives outside the workflow's outputs (paths.resume_dir), carries a
+fingerprint of the experiment's settings, and is ignored, with a warning, if the settings changed.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import math
+import shutil
+import signal
+import sys
+import time
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
+
+from structae import checkpoint, distributed, models
+from structae.data import loader
+from structae.errors import Preempted, UserError
+from structae.options import from_mapping
+from structae.paths import ExperimentData
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+
+
+@dataclass
+class Run:
+    """Where one (experiment, seed) training run writes."""
+
+    model_file: Path
+    log_file: Path
+    resume_dir: Path
+
+    @property
+    def state_file(self) -> Path:
+        return self.resume_dir / "state.pt"
+
+    @property
+    def partial_log(self) -> Path:
+        return self.resume_dir / "train_log.csv"
+
+
+def lr_factor(step: int, settings: dict) -> float:
+    """Multiplier of the base learning rate at `step`: linear warm-up, then the schedule.
+
+    cosine decays to 0 at the last step; step divides by 10 at 50% and again at 75% of the steps.
+    """
+    warmup, total = settings["warmup_steps"], settings["steps"]
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    if settings["schedule"] == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+    if settings["schedule"] == "step":
+        return 0.1 ** ((progress >= 0.5) + (progress >= 0.75))
+    return 1.0
+
+
+def fingerprint(entry: dict, seed: int) -> str:
+    """What a resume state must match: every setting that shapes the run (seeds and evaluation aside)."""
+    shaping = {k: v for k, v in entry.items() if k not in ("seeds", "evaluate")}
+    return hashlib.sha256(json.dumps([shaping, seed], sort_keys=True).encode()).hexdigest()
+
+
+class StopRequest:
+    """Records the first stop signal; the loop checks it between steps."""
+
+    def __init__(self):
+        self.signum: int | None = None
+
+    def __call__(self, signum, frame) -> None:
+        self.signum = signum
+
+    @contextmanager
+    def installed(self):
+        previous = {s: signal.signal(s, self) for s in STOP_SIGNALS}
+        try:
+            yield self
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+
+
+def _rng_state(ctx: distributed.Context) -> dict:
+    state = {"cpu": torch.get_rng_state()}
+    if ctx.device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(ctx.device)
+    return state
+
+
+def _set_rng_state(state: dict, ctx: distributed.Context) -> None:
+    torch.set_rng_state(state["cpu"])
+    if "cuda" in state and ctx.device.type == "cuda":
+        torch.cuda.set_rng_state(state["cuda"], ctx.device)
+
+
+class CsvLog:
+    """The training curve: rows in memory (saved with resume state) and appended to a CSV as they come."""
+
+    def __init__(self, path: Path, rows: list[dict], enabled: bool):
+        self.path, self.rows, self.enabled = path, rows, enabled
+        if enabled:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(path, "w", newline="") as file:  # rewrite what a resumed run already logged
+                for index, row in enumerate(rows):
+                    self._write(file, row, header=index == 0)
+
+    def _write(self, file, row: dict, header: bool) -> None:
+        writer = csv.DictWriter(file, fieldnames=list(row))
+        if header:
+            writer.writeheader()
+        writer.writerow(row)
+
+    def append(self, row: dict) -> None:
+        self.rows.append(row)
+        if self.enabled:
+            with open(self.path, "a", newline="") as file:
+                self._write(file, row, header=len(self.rows) == 1)
+
+
+def _save_state(run: Run, ctx, step, model, optimizer, scheduler, log: CsvLog, stamp: str) -> None:
+    rng = ctx.gather(_rng_state(ctx))  # every process's stream, so a resumed DDP run continues each
+    if ctx.main:
+        checkpoint.atomic_save({"step": step, "fingerprint": stamp, "world": ctx.world, "rng": rng,
+                                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                                "scheduler": scheduler.state_dict(), "log": log.rows}, run.state_file)
+
+
+def _load_state(run: Run, stamp: str, ctx) -> dict | None:
+    if not run.state_file.is_file():
+        return None
+    try:
+        state = torch.load(run.state_file, map_location=ctx.device, weights_only=True)
+    except Exception:  # a foreign or damaged file: training from scratch is always correct
+        print(f"warning: {run.state_file} is unreadable; training from scratch", file=sys.stderr)
+        return None
+    if state.get("fingerprint") != stamp:
+        print(f"warning: {run.state_file} was written for other settings; training from scratch", file=sys.stderr)
+        return None
+    return state
+
+
+def train(name: str, entry: dict, seed: int, data: ExperimentData, run: Run, threads: int | None = None) -> dict:
+    """Train experiment `name` (its validated config entry) with `seed`; write run.model_file and run.log_file.
+
+    Returns {"steps", "loss"} of the finished run. Raises Preempted after a stop signal, UserError on
+    bad input or a non-finite loss.
+    """
+    ctx = distributed.start()
+    try:
+        return _train(name, entry, seed, data, run, ctx, threads)
+    finally:
+        ctx.close()
+
+
+def _train(name, entry, seed, data, run, ctx, threads) -> dict:
+    settings = entry["train"]
+    if settings["batch_size"] % ctx.world:
+        raise UserError(f"experiments.{name}.train.batch_size {settings['batch_size']} is not divisible by "
+                        f"the {ctx.world} processes; choose a multiple")
+    if threads:
+        torch.set_num_threads(max(1, threads // ctx.world))
+    module = models.get(entry["model"])
+    config = from_mapping(module.Config, entry["model_config"], f"experiments.{name}.model_config")
+    images = loader.load(data.train, data.split, "train")
+    info = images.info()
+
+    torch.manual_seed(seed)  # the same initial weights on every process (DDP also broadcasts them)
+    model = module.Model(config, info).to(ctx.device)
+    if ctx.rank:
+        torch.manual_seed(seed + 7919 * ctx.rank)  # distinct noise per process; rank 0 keeps the serial stream
+    optimizer = torch.optim.AdamW(model.parameters(), lr=settings["lr"], weight_decay=settings["weight_decay"])
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, settings))
+
+    stamp = fingerprint(entry, seed)
+    state = _load_state(run, stamp, ctx)
+    start = 0
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        start = state["step"]
+        if ctx.main:
+            print(f"resuming from step {start} ({run.state_file})", file=sys.stderr)
+        if state["world"] == ctx.world:
+            _set_rng_state(state["rng"][ctx.rank], ctx)
+        elif ctx.main:
+            print(f"warning: resuming {state['world']}-process state with {ctx.world} processes; "
+                  "random streams restart", file=sys.stderr)
+    log = CsvLog(run.partial_log, state["log"] if state else [], ctx.main)
+
+    wrapped = DistributedDataParallel(model) if ctx.enabled else model
+    use_amp = settings["amp"] and ctx.device.type == "cuda"
+    steps, batch_size, per_process = settings["steps"], settings["batch_size"], settings["batch_size"] // ctx.world
+    progress = tqdm(total=steps, initial=start, desc=f"{name} seed {seed}", disable=not ctx.main,
+                    mininterval=1.0 if sys.stderr.isatty() else 30.0, dynamic_ncols=True)
+    sums: dict[str, float] = {}
+    tick, last = time.perf_counter(), {}
+    with StopRequest().installed() as stop:
+        model.train()
+        for step in range(start, steps):
+            rows = loader.step_rows(len(images), batch_size, seed, step)
+            batch = images.batch(rows[ctx.rank * per_process:(ctx.rank + 1) * per_process], ctx.device)
+            with torch.autocast("cuda", dtype=torch.bfloat16) if use_amp else nullcontext():
+                terms = module.loss(wrapped(batch), batch, config)
+            loss = terms["loss"]
+            logged = ctx.mean(torch.stack([t.detach().float() for t in terms.values()]))
+            if not torch.isfinite(logged[0]):
+                kept = f"the last good state (step {start}) is kept in {run.state_file}" if start else "no state kept"
+                raise UserError(f"experiments.{name}: loss is {logged[0].item()} at step {step + 1}; {kept}; "
+                                "lower train.lr or set train.grad_clip")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if settings["grad_clip"]:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), settings["grad_clip"])
+            optimizer.step()
+            lr = scheduler.get_last_lr()[0]  # the rate this step used
+            scheduler.step()
+            for key, value in zip(terms, logged.tolist(), strict=True):
+                sums[key] = sums.get(key, 0.0) + value
+            done = step + 1
+            if done % settings["log_every"] == 0 or done == steps:
+                now = time.perf_counter()
+                interval = done - (log.rows[-1]["step"] if log.rows else start)
+                last = {key: total / interval for key, total in sums.items()}
+                log.append({"step": done, **last, "lr": lr,
+                            "images_per_s": interval * batch_size / (now - tick)})
+                progress.set_postfix(loss=f"{last['loss']:.4g}", img_s=f"{log.rows[-1]['images_per_s']:.0f}")
+                sums, tick = {}, now
+            progress.update(1)
+            stopping = ctx.any(stop.signum is not None)
+            if done % settings["checkpoint_every"] == 0 or stopping:
+                _save_state(run, ctx, done, model, optimizer, scheduler, log, stamp)
+                start = done
+            if stopping and done < steps:
+                progress.close()
+                signum = stop.signum or signal.SIGTERM  # another process got the signal
+                raise Preempted(signal.Signals(signum).name, signum, done, run.state_file)
+    progress.close()
+    if ctx.main:
+        checkpoint.save_model(run.model_file, entry["model"], name, seed, steps, config, info, model)
+        tmp = run.log_file.with_name(run.log_file.name + ".tmp")
+        shutil.copyfile(run.partial_log, tmp)
+        tmp.replace(run.log_file)
+        shutil.rmtree(run.resume_dir)  # finished: a rerun (after a settings change) starts fresh
+        if run.resume_dir.parent.is_dir() and not any(run.resume_dir.parent.iterdir()):
+            run.resume_dir.parent.rmdir()
+    return {"steps": steps, **last}
