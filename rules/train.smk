@@ -23,5 +23,5 @@ rule train:
         "../envs/structae.yaml"
     shell:
         "structae train --experiment {wildcards.experiment} --seed {wildcards.seed} --spec {params.spec:q} "
-        "--data {input.data} {params.split} --threads {threads} --out {output.model} --log {output.log} "
+        "--data {input.data} {params.split} --threads {threads} --out {output.model} --train-log {output.log} "
         "> {log} 2>&1"

@@ -80,7 +80,7 @@ def cmd_train(args) -> None:
     entry = _entry(args, "experiments", args.experiment)
     seed = entry["seeds"][0] if args.seed is None else args.seed
     run = Run(Path(args.out or paths.checkpoint(args.experiment, seed)),
-              Path(args.log or paths.train_log(args.experiment, seed)),
+              Path(args.train_log or paths.train_log(args.experiment, seed)),
               Path(args.resume_dir or paths.resume_dir(args.experiment, seed)))
     result = train(args.experiment, entry, seed, _experiment_data(args, args.experiment), run, args.threads)
     print(f"{run.model_file}: {result['steps']} steps, final loss {result.get('loss', float('nan')):.6g}")
@@ -162,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--experiment", required=True)
     train.add_argument("--seed", type=int, help="default: the experiment's first seed")
     train.add_argument("--out", help="the model file (default: results/checkpoints/EXPERIMENT/seedS/model.pt)")
-    train.add_argument("--log", help="the CSV training log (default: beside the model file)")
+    train.add_argument("--train-log", help="the CSV training log (default: beside the model file)")
     train.add_argument("--resume-dir", help="where unfinished runs keep their state (default: results/resume/...)")
     train.add_argument("--threads", type=int, help="CPU threads (split among torchrun processes)")
     _add_data_options(train)

@@ -1,7 +1,8 @@
 """A tiny convolutional autoencoder that exercises the whole engine in seconds (tests, benchmarks).
 
-No BatchNorm and no sampling: its loss under DistributedDataParallel equals the single-process loss
-at the same global batch, which the DDP test relies on.
+No BatchNorm: its loss under DistributedDataParallel equals the single-process loss at the same global
+batch, which the DDP test relies on. Optional input noise (a denoising autoencoder) draws from torch's
+random stream, so the resume tests check that the stream is restored too.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from structae import metrics
 @dataclass
 class Config:
     width: int = 16  # channels of both hidden layers: enough to reconstruct blobs, small enough for tests
+    input_noise: float = 0.0  # std of Gaussian noise added to inputs in training; 0 = plain autoencoder
 
 
 class Model(nn.Module):
@@ -31,9 +33,12 @@ class Model(nn.Module):
             nn.ConvTranspose2d(config.width, config.width, 4, stride=2, padding=1), nn.ReLU(),
             nn.ConvTranspose2d(config.width, channels, 4, stride=2, padding=1),
         )
+        self.input_noise = config.input_noise
 
     def forward(self, batch: dict) -> dict:
         image = batch["image"]  # (B, C, H, W), H and W divisible by 4
+        if self.training and self.input_noise:
+            image = image + self.input_noise * torch.randn_like(image)
         logits = self.decoder(self.encoder(image))  # (B, C, H, W)
         return {"logits": logits}
 

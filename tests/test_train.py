@@ -1,0 +1,221 @@
+"""The training engine with the tiny model: resume after SIGKILL and SIGTERM, DDP, errors, evaluation."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from structae import train as engine
+from structae.config import load_config
+from structae.data.datasets import make_split
+from structae.models import tiny
+from structae.paths import experiment_data
+from structae.train import Run, lr_factor
+
+STRUCTAE = [sys.executable, "-m", "structae.cli"]
+TORCHRUN = Path(sys.executable).with_name("torchrun")
+CONFIG = {
+    "scale": "tiny",
+    "datasets": {"blobs": {"kind": "shapes", "sizes": {"train": 96, "test": 32}}},
+    "experiments": {
+        "long": {"paper": "engine", "model": "tiny", "dataset": "blobs", "model_config": {"input_noise": 0.1},
+                 "train": {"steps": 600, "batch_size": 16, "lr": 0.003, "checkpoint_every": 40, "log_every": 20}},
+        "short": {"paper": "engine", "model": "tiny", "dataset": "blobs",
+                  "train": {"steps": 20, "batch_size": 16, "lr": 0.003, "checkpoint_every": 5, "log_every": 1}},
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def engine_dir(tmp_path_factory) -> Path:
+    """A working directory with config.yaml and the processed `blobs` dataset."""
+    root = tmp_path_factory.mktemp("engine")
+    (root / "config.yaml").write_text(yaml.safe_dump(CONFIG, sort_keys=False))
+    config = load_config([root / "config.yaml"])  # with defaults filled
+    for split in ("train", "test"):
+        make_split(config, "blobs", split, root / f"data/processed/blobs/{split}.h5")
+    return root
+
+
+def _structae(cwd: Path, *args: str, **kwargs) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run([*STRUCTAE, *args], cwd=cwd, env=env, capture_output=True, text=True, **kwargs)
+
+
+def _weights(path: Path) -> dict:
+    return torch.load(path, weights_only=True)["state_dict"]
+
+
+def _assert_identical(a: Path, b: Path) -> None:
+    first, second = _weights(a), _weights(b)
+    assert first.keys() == second.keys()
+    for name in first:
+        assert torch.equal(first[name], second[name]), name
+
+
+def _train_until_state(cwd: Path, experiment: str, out: str, sig: int) -> tuple[int, str]:
+    """Start training; once its first resume state exists, send `sig`; return its exit code and stderr."""
+    state = cwd / f"results/resume/{experiment}/{out}/state.pt"
+    proc = subprocess.Popen([*STRUCTAE, "train", "--experiment", experiment, "--threads", "1",
+                             "--out", f"{out}/model.pt", "--train-log", f"{out}/log.csv",
+                             "--resume-dir", str(state.parent)],
+                            cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not state.exists():
+        assert proc.poll() is None, f"training ended before its first checkpoint: {proc.communicate()}"
+        assert time.monotonic() < deadline, "no resume state after 120 s"
+        time.sleep(0.01)
+    proc.send_signal(sig)
+    _, stderr = proc.communicate(timeout=120)
+    return proc.returncode, stderr
+
+
+def _resume(cwd: Path, experiment: str, out: str) -> subprocess.CompletedProcess:
+    return _structae(cwd, "train", "--experiment", experiment, "--threads", "1", "--out", f"{out}/model.pt",
+                     "--train-log", f"{out}/log.csv", "--resume-dir", f"results/resume/{experiment}/{out}")
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(engine_dir) -> Path:
+    result = _resume(engine_dir, "long", "reference")
+    assert result.returncode == 0, result.stderr
+    return engine_dir / "reference"
+
+
+def test_trained_model_loads_with_weights_only_and_logs_every_term(uninterrupted):
+    payload = torch.load(uninterrupted / "model.pt", weights_only=True)
+    assert payload["model"] == "tiny" and payload["steps"] == 600
+    log = pd.read_csv(uninterrupted / "log.csv")
+    assert list(log.columns) == ["step", "loss", "bce", "lr", "images_per_s"]
+    assert list(log["step"]) == list(range(20, 601, 20))
+    assert log["loss"].iloc[-1] < 0.7 * log["loss"].iloc[0]  # it learns
+
+
+def test_sigkill_then_rerun_ends_bit_identical(engine_dir, uninterrupted):
+    returncode, _ = _train_until_state(engine_dir, "long", "killed", signal.SIGKILL)
+    assert returncode == -signal.SIGKILL
+    assert not (engine_dir / "killed/model.pt").exists()
+    result = _resume(engine_dir, "long", "killed")
+    assert result.returncode == 0, result.stderr
+    assert "resuming from step" in result.stderr
+    _assert_identical(uninterrupted / "model.pt", engine_dir / "killed/model.pt")
+    resumed = pd.read_csv(engine_dir / "killed/log.csv")
+    reference = pd.read_csv(uninterrupted / "log.csv")
+    assert list(resumed["step"]) == list(reference["step"])  # no duplicated or missing rows
+    pd.testing.assert_series_equal(resumed["loss"], reference["loss"])
+    assert not (engine_dir / "results/resume/long/killed").exists()  # cleaned up once finished
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGUSR1])
+def test_stop_signal_saves_state_and_exits_for_a_retry(engine_dir, uninterrupted, sig):
+    out = f"stopped_{sig.name}"
+    returncode, stderr = _train_until_state(engine_dir, "long", out, sig)
+    assert returncode == 128 + sig, stderr
+    assert f"stopped by {sig.name}" in stderr
+    assert not (engine_dir / out / "model.pt").exists()
+    result = _resume(engine_dir, "long", out)
+    assert result.returncode == 0, result.stderr
+    _assert_identical(uninterrupted / "model.pt", engine_dir / out / "model.pt")
+
+
+def test_state_from_other_settings_is_not_resumed(engine_dir, tmp_path):
+    config = load_config([engine_dir / "config.yaml"])
+    entry = config["experiments"]["short"]
+    data = experiment_data(config, "short")
+    data = type(data)(str(engine_dir / data.train), str(engine_dir / data.test))
+    run = Run(tmp_path / "model.pt", tmp_path / "log.csv", tmp_path / "resume")
+    engine.train("short", entry, 0, data, run)
+    reference = _weights(run.model_file)
+    changed = {**entry, "train": {**entry["train"], "lr": 0.5}}
+    run.resume_dir.mkdir()
+    torch.save({"step": 10, "fingerprint": engine.fingerprint(changed, 0)}, run.state_file)
+    engine.train("short", entry, 0, data, run)  # must start over, not load the foreign state
+    for name, tensor in _weights(run.model_file).items():
+        assert torch.equal(tensor, reference[name])
+
+
+def test_non_finite_loss_names_the_step_and_keeps_the_last_state(engine_dir, tmp_path, monkeypatch):
+    config = load_config([engine_dir / "config.yaml"])
+    entry = config["experiments"]["short"]
+    data = experiment_data(config, "short")
+    data = type(data)(str(engine_dir / data.train), str(engine_dir / data.test))
+    calls = {"n": 0}
+    real_loss = tiny.loss
+
+    def exploding(outputs, batch, cfg):
+        calls["n"] += 1
+        terms = real_loss(outputs, batch, cfg)
+        return {k: v * float("nan") for k, v in terms.items()} if calls["n"] == 7 else terms
+
+    monkeypatch.setattr(tiny, "loss", exploding)
+    run = Run(tmp_path / "model.pt", tmp_path / "log.csv", tmp_path / "resume")
+    with pytest.raises(engine.UserError, match=r"loss is nan at step 7; the last good state \(step 5\)"):
+        engine.train("short", entry, 0, data, run)
+    assert torch.load(run.state_file, weights_only=True)["step"] == 5
+    assert not run.model_file.exists()
+
+
+def test_torchrun_two_processes_match_one_process(engine_dir):
+    """The same global batch split over 2 gloo processes gives the single-process loss curve."""
+    if not TORCHRUN.exists():
+        pytest.fail(f"{TORCHRUN} is missing; torch's launcher comes with torch")
+    single = _structae(engine_dir, "train", "--experiment", "short", "--out", "single/model.pt",
+                       "--train-log", "single/log.csv", "--resume-dir", "results/resume/single")
+    assert single.returncode == 0, single.stderr
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    ddp = subprocess.run([str(TORCHRUN), "--standalone", "--nproc_per_node", "2", "-m", "structae.cli",
+                          "train", "--experiment", "short", "--out", "ddp/model.pt", "--train-log", "ddp/log.csv",
+                          "--resume-dir", "results/resume/ddp"],
+                         cwd=engine_dir, env=env, capture_output=True, text=True, timeout=300)
+    assert ddp.returncode == 0, ddp.stderr[-3000:]
+    one, two = pd.read_csv(engine_dir / "single/log.csv"), pd.read_csv(engine_dir / "ddp/log.csv")
+    assert len(one) == len(two) == 20
+    pd.testing.assert_series_equal(one["loss"], two["loss"], rtol=1e-4, atol=0)
+    first, second = _weights(engine_dir / "single/model.pt"), _weights(engine_dir / "ddp/model.pt")
+    for name in first:
+        torch.testing.assert_close(first[name], second[name], rtol=1e-3, atol=1e-4)
+
+
+def test_evaluate_writes_metrics_for_every_seed(engine_dir, uninterrupted):
+    result = _structae(engine_dir, "evaluate", "--experiment", "long", "--checkpoints",
+                       str(uninterrupted / "model.pt"), "--out", "metrics/long.json")
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads((engine_dir / "metrics/long.json").read_text())
+    assert metrics["n_images"] == 32 and set(metrics["seeds"]) == {"0"}
+    assert set(metrics["seeds"]["0"]) == {"bce", "mse"}
+    assert 0 < metrics["seeds"]["0"]["mse"] < metrics["seeds"]["0"]["bce"]
+
+
+@pytest.mark.parametrize("args,message", [
+    (["train", "--experiment", "nope"], "experiment 'nope' is not in the config; known: long, short"),
+    (["train", "--experiment", "short", "--data", "missing.h5"],
+     "dataset file missing.h5 is missing; run `snakemake missing.h5` to make it"),
+    (["train", "--experiment", "short", "--data", "config.yaml"], "config.yaml is not a readable HDF5 file"),
+    (["evaluate", "--experiment", "short", "--checkpoints", "foreign.pt"], "holds a 'other' model"),
+])
+def test_bad_input_is_one_line_and_writes_nothing(engine_dir, args, message):
+    torch.save({"format": "structae-model/1", "model": "other"}, engine_dir / "foreign.pt")
+    before = sorted(p for p in engine_dir.rglob("*") if p.is_file())
+    result = _structae(engine_dir, *args, "--out", "bad/out")
+    assert result.returncode == 2
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert sorted(p for p in engine_dir.rglob("*") if p.is_file()) == before
+
+
+def test_warmup_then_schedules():
+    settings = {"steps": 100, "warmup_steps": 10, "schedule": "cosine"}
+    assert lr_factor(0, settings) == pytest.approx(0.1)
+    assert lr_factor(9, settings) == pytest.approx(1.0)
+    assert lr_factor(10, settings) == pytest.approx(1.0)
+    assert lr_factor(55, settings) == pytest.approx(0.5)
+    assert lr_factor(100, settings) == pytest.approx(0.0)
+    steps = {**settings, "schedule": "step"}
+    assert [lr_factor(s, steps) for s in (20, 55, 90)] == pytest.approx([1.0, 0.1, 0.01])
