@@ -1,5 +1,8 @@
-"""The whole workflow on the tiny config, in a temporary directory: run, rerun nothing, report."""
+"""The whole workflow on the tiny config, in a temporary directory: run, rerun nothing, rerun exactly
+what a config change affects, report."""
 
+import copy
+import functools
 import os
 import subprocess
 import sys
@@ -7,6 +10,7 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+import pandas as pd
 import yaml
 
 
@@ -42,16 +46,33 @@ def test_tiny_workflow_end_to_end(workflow_dir):
     assert (workflow_dir / "data/splits/dsprites/to_element.npz").exists()
     assert "train" in (workflow_dir / "logs/split_dataset/dsprites/to_element.log").read_text()
 
+    table = pd.read_csv(workflow_dir / "results/tables/engine.csv")
+    seeds = {name: len(exp["seeds"]) if "seeds" in exp else 1 for name, exp in config["experiments"].items()}
+    assert table.groupby("experiment")["seed"].nunique().to_dict() == seeds
+    assert set(table["metric"]) == {"bce", "mse"} and np.isfinite(table["value"]).all()
+    assert "| tiny_two_shapes | 2 |" in (workflow_dir / "results/tables/engine.md").read_text()
+    assert (workflow_dir / "results/figures/engine/training_curves.png").stat().st_size > 1000
+
     assert jobs(snakemake(workflow_dir, "-n", "all")) == {}  # everything is up to date
 
-    config["datasets"]["two_shapes"]["sizes"]["test"] = 40  # one entry changed: exactly its jobs rerun
-    (workflow_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    assert jobs(snakemake(workflow_dir, "-n", "all")) == {"generate_dataset": 2, "figure_data": 1, "all": 1}
+    results = {"evaluate": 1, "table_metrics": 1, "figure_curves": 1, "all": 1}
+    changes = [  # one entry changed: exactly its jobs rerun
+        (("datasets", "two_shapes", "sizes", "test"), 40,
+         {"generate_dataset": 2, "figure_data": 1, "train": 2, **results}),
+        (("experiments", "tiny_to_element", "train", "lr"), 0.01, {"train": 1, **results}),
+        (("experiments", "tiny_two_shapes", "seeds"), [0, 1, 2], {"train": 1, **results}),  # only the new seed
+        (("experiments", "tiny_two_shapes", "evaluate"), {"max_images": 8}, {**results, "figure_curves": 0}),
+    ]
+    for keys, value, expected in changes:
+        changed = copy.deepcopy(config)
+        functools.reduce(dict.__getitem__, keys[:-1], changed)[keys[-1]] = value
+        (workflow_dir / "config.yaml").write_text(yaml.safe_dump(changed, sort_keys=False))
+        assert jobs(snakemake(workflow_dir, "-n", "all")) == {k: v for k, v in expected.items() if v}, keys
 
     report = snakemake(workflow_dir, "--report", "results/report.html")
     assert report.returncode == 0, report.stderr[-3000:]
     html = (workflow_dir / "results/report.html").read_text(errors="replace")
-    assert "multi_dsprites.png" in html
+    assert "multi_dsprites.png" in html and "engine.md" in html and "training_curves.png" in html
 
 
 def test_download_rules_convert_crafted_files_from_a_local_mirror(workflow_dir, tmp_path):

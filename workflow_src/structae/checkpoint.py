@@ -19,7 +19,7 @@ from types import ModuleType
 import torch
 
 from structae import models
-from structae.data.loader import DataInfo
+from structae.data.info import DataInfo
 from structae.errors import UserError
 from structae.options import from_mapping
 

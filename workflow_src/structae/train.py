@@ -162,21 +162,23 @@ def train(name: str, entry: dict, seed: int, data: ExperimentData, run: Run, thr
     """
     ctx = distributed.start()
     try:
-        return _train(name, entry, seed, data, run, ctx, threads)
+        if threads:
+            torch.set_num_threads(max(1, threads // ctx.world))
+        return fit(name, entry, seed, loader.load(data.train, data.split, "train"), run, ctx)
     finally:
         ctx.close()
 
 
-def _train(name, entry, seed, data, run, ctx, threads) -> dict:
+def fit(name: str, entry: dict, seed: int, images: loader.ImageSet, run: Run,
+        ctx: distributed.Context | None = None) -> dict:
+    """The training loop proper, on images already in memory (`train` reads them from the experiment's files)."""
+    ctx = ctx or distributed.Context()
     settings = entry["train"]
     if settings["batch_size"] % ctx.world:
         raise UserError(f"experiments.{name}.train.batch_size {settings['batch_size']} is not divisible by "
                         f"the {ctx.world} processes; choose a multiple")
-    if threads:
-        torch.set_num_threads(max(1, threads // ctx.world))
     module = models.get(entry["model"])
     config = from_mapping(module.Config, entry["model_config"], f"experiments.{name}.model_config")
-    images = loader.load(data.train, data.split, "train")
     info = images.info()
 
     torch.manual_seed(seed)  # the same initial weights on every process (DDP also broadcasts them)

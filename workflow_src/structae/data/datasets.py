@@ -17,6 +17,7 @@ import numpy as np
 
 from structae.data import dsprites_npz, h5, mnist, multi_object, shapes, sprites
 from structae.data.download import sha256
+from structae.data.info import DataInfo
 from structae.data.sources import SOURCES
 from structae.errors import UserError
 from structae.options import from_mapping
@@ -122,6 +123,32 @@ def _mnist_idx(spec: dict, split: str, raw: list[Path], opts) -> Iterator[dict]:
         images, labels = mnist.read_idx(train_images, 2051), mnist.read_idx(train_labels, 2049)
         rows = _rows({k: v for k, v in spec["sizes"].items() if k != "test"}, split, len(images))
     return mnist.digit_batches(images[rows], labels[rows].astype(np.int64), opts)
+
+
+def describe(spec: dict, name: str) -> DataInfo:
+    """The DataInfo a dataset's files will give, known from its config alone (no data needed): what the
+    one-step tests and benchmarks of paper-scale configs build models from. Factors are listed only
+    where training reads them (MNIST's class label)."""
+    kind, opts = spec["kind"], options(spec, name)
+    n = sum(spec["sizes"].values())
+    if kind in ("shapes", "mnist_shape"):
+        objects = len(opts.shapes) if kind == "shapes" else 2
+        return DataInfo(1, shapes.IMAGE_SIZE, shapes.IMAGE_SIZE, n, objects, ())
+    if kind in ("dsprites", "dsprites_npz"):
+        return DataInfo(1, sprites.IMAGE_SIZE, sprites.IMAGE_SIZE, n, 1, ())
+    if kind == "multi_dsprites":
+        return DataInfo(3, sprites.IMAGE_SIZE, sprites.IMAGE_SIZE, n, opts.max_objects, ())
+    if kind in ("mnist_subset", "mnist_idx"):
+        return DataInfo(1, mnist.IMAGE_SIZE, mnist.IMAGE_SIZE, n, 1, ("label",))
+    if kind == "multi_object":
+        fmt = multi_object.FORMATS[opts.variant]
+        height, width = fmt.image_size
+        if opts.crop:
+            height, width = opts.crop[1] - opts.crop[0], opts.crop[3] - opts.crop[2]
+        if opts.resize:
+            height = width = opts.resize
+        return DataInfo(3, height, width, n, opts.max_objects or fmt.max_entities - 1, ())
+    raise AssertionError(kind)
 
 
 def make_split(config: dict, name: str, split: str, out: str | Path, raw: list[str | Path] = ()) -> int:

@@ -13,50 +13,52 @@ cut from it by row index, so the batch at a training step is a pure function of 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from structae.data import h5
+from structae.data.info import DataInfo
 from structae.errors import UserError
 
 
-@dataclass(frozen=True)
-class DataInfo:
-    """What a model may know about its data when it is built (saved in every checkpoint)."""
-
-    channels: int
-    height: int
-    width: int
-    n_images: int
-    max_objects: int  # largest object label in the masks (background and ignore excluded)
-    factors: tuple[str, ...]
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
 class ImageSet:
-    """The rows of one processed split (all, or those an index array selects), held in memory."""
+    """Images, masks and numeric factors of one split (or of the rows an index array selects), in memory."""
 
-    def __init__(self, path: str | Path, rows: np.ndarray | None = None, pivot_row: int | None = None):
-        self.path = Path(path)
-        with h5.open_split(self.path) as file:
-            select = slice(None) if rows is None else np.asarray(rows)
-            self.images = torch.from_numpy(file["image"][:][select])  # (N, H, W, C) uint8
-            self.masks = torch.from_numpy(file["mask"][:][select])  # (N, H, W) uint8
-            self.factors = {}
-            for name, values in file.get("factors", {}).items():
-                values = values[:][select]
-                if np.issubdtype(values.dtype, np.number):
-                    dtype = np.int64 if np.issubdtype(values.dtype, np.integer) else np.float32
-                    self.factors[name] = torch.from_numpy(values.astype(dtype))
-            pivot = file["image"][pivot_row] if pivot_row is not None else None
+    def __init__(self, images: np.ndarray, masks: np.ndarray, factors: dict[str, np.ndarray] | None = None,
+                 pivot: np.ndarray | None = None, source: str = "arrays"):
+        """images (N, H, W, C) uint8, masks (N, H, W) uint8, factors name -> (N, ...), pivot (H, W, C) uint8."""
+        self.source = source
+        self.images = torch.from_numpy(np.ascontiguousarray(images))
+        self.masks = torch.from_numpy(np.ascontiguousarray(masks))
+        self.factors = {}
+        for name, values in (factors or {}).items():
+            if np.issubdtype(values.dtype, np.number):  # string factors (CLEVR's colour names) stay on disk
+                dtype = np.int64 if np.issubdtype(values.dtype, np.integer) else np.float32
+                self.factors[name] = torch.from_numpy(values.astype(dtype))
         if len(self.images) == 0:
-            raise UserError(f"{self.path}: no rows selected; check the experiment's split")
+            raise UserError(f"{source}: no rows selected; check the experiment's split")
         self.pivot = None if pivot is None else _to_float(torch.from_numpy(pivot[None]))
+
+    @classmethod
+    def read(cls, path: str | Path, rows: np.ndarray | None = None, pivot_row: int | None = None) -> ImageSet:
+        """A processed split (h5 schema), all rows or `rows`; `pivot_row` indexes the whole file."""
+        with h5.open_split(path) as file:
+            select = slice(None) if rows is None else np.asarray(rows)
+            factors = {name: values[:][select] for name, values in file.get("factors", {}).items()}
+            pivot = file["image"][pivot_row] if pivot_row is not None else None
+            return cls(file["image"][:][select], file["mask"][:][select], factors, pivot, str(path))
+
+    @classmethod
+    def synthetic(cls, info: DataInfo, n: int, seed: int = 0, pivot: bool = False) -> ImageSet:
+        """Random images and masks shaped as `info` says, and a class in 0..9 for each factor it names:
+        one-step tests and benchmarks of paper-scale configs, whose datasets are not on this machine."""
+        rng = np.random.default_rng(seed)
+        images = rng.integers(0, 256, (n, info.height, info.width, info.channels), dtype=np.uint8)
+        masks = rng.integers(0, info.max_objects + 1, (n, info.height, info.width), dtype=np.uint8)
+        factors = {name: rng.integers(0, 10, n) for name in info.factors}
+        return cls(images, masks, factors, images[0] if pivot else None, source="synthetic")
 
     def __len__(self) -> int:
         return len(self.images)
@@ -88,14 +90,14 @@ def _to_float(images: torch.Tensor) -> torch.Tensor:
 def load(data_file: str | Path, split_file: str | Path | None, part: str) -> ImageSet:
     """The `part` ("train" or "test") of an experiment's data: a split file's rows, or the whole file."""
     if split_file is None:
-        return ImageSet(data_file)
+        return ImageSet.read(data_file)
     split_file = Path(split_file)
     if not split_file.is_file():
         raise UserError(f"split index {split_file} is missing; run `snakemake {split_file}` to make it")
     with np.load(split_file) as index:
         if part not in index or "pivot" not in index:
             raise UserError(f"{split_file} has no '{part}' rows; delete it and rerun its rule")
-        return ImageSet(data_file, index[part], int(index["pivot"]))
+        return ImageSet.read(data_file, index[part], int(index["pivot"]))
 
 
 def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:

@@ -20,6 +20,7 @@ import numpy as np
 from structae.errors import UserError
 
 IMAGES_MAGIC, LABELS_MAGIC = 2051, 2049
+IMAGE_SIZE = 28
 BATCH = 4096
 
 
