@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bench_common import print_table
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
@@ -106,9 +108,7 @@ def main() -> None:
                              f"{raw_mb / r['seconds']:.0f}",
                              f"{100 * results['gzip']['seconds'] / r['seconds']:.0f}%", f"{r['peak_rss_mb']:.0f}"))
     header = ("file", "MB on disk", "path", "records/s", "MB/s uncompressed", "of gzip", "peak RSS MB")
-    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
-    for row in [header, tuple("-" * w for w in widths), *rows]:
-        print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)))
+    print_table(header, [tuple(map(str, row)) for row in rows])
 
 
 if __name__ == "__main__":

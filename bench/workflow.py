@@ -13,6 +13,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench_common import print_table
+
 ROOT = Path(__file__).resolve().parents[1]
 FILES = ["Snakefile", "rules", "report", "envs", "profiles", "config.yaml", "config"]
 
@@ -36,9 +38,7 @@ def main() -> None:
             seconds, jobs = timed(work, "-n", "all", *extra)
             rows.append((f"snakemake -n all ({label}, no data yet)", f"{seconds:.1f}", str(jobs)))
     header = ("command", "seconds", "jobs")
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(3)]
-    for row in [header, tuple("-" * w for w in widths), *rows]:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+    print_table(header, rows)
 
 
 if __name__ == "__main__":

@@ -62,3 +62,18 @@ def test_accuracy_matches_sklearn():
     logits, labels = torch.randn(50, 10, generator=generator), torch.randint(0, 10, (50,), generator=generator)
     ours = metrics.accuracy(logits, labels).mean().item()
     assert ours == pytest.approx(accuracy_score(labels.numpy(), logits.argmax(1).numpy()))
+
+
+@pytest.mark.parametrize("chunk_pixels", [1, 100, 1 << 20])
+def test_ari_is_the_same_in_any_number_of_chunks(chunk_pixels, monkeypatch):
+    monkeypatch.setattr(metrics, "CHUNK_PIXELS", chunk_pixels)
+    generator = torch.Generator().manual_seed(7)
+    true = torch.randint(0, 5, (9, 12, 12), generator=generator)
+    true[:, :2] = IGNORE_LABEL
+    pred = torch.randint(0, 4, (9, 12, 12), generator=generator)
+    scores = metrics.segmentation_ari(true, pred)
+    for i in range(9):
+        keep = true[i] != IGNORE_LABEL
+        fg = keep & (true[i] != 0)
+        assert scores["ari"][i].item() == pytest.approx(adjusted_rand_score(true[i][keep], pred[i][keep]), abs=1e-9)
+        assert scores["ari_fg"][i].item() == pytest.approx(adjusted_rand_score(true[i][fg], pred[i][fg]), abs=1e-9)
