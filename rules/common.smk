@@ -45,13 +45,30 @@ def split_spec(wildcards):
 
 
 def train_spec(wildcards):
-    # Seeds and evaluation settings do not change a trained model: adding a seed trains only that seed.
+    # Seeds, evaluation settings and cluster resources do not change a trained model.
     entry = EXPERIMENTS[wildcards.experiment]
-    return _entry_json({k: v for k, v in entry.items() if k not in ("seeds", "evaluate")})
+    return _entry_json({k: v for k, v in entry.items() if k not in ("seeds", "evaluate", "resources")})
+
+
+def train_resource(name):
+    """An input function for one of the experiment's `resources` (cluster requests of the train rule)."""
+
+    def get(wildcards):
+        return EXPERIMENTS[wildcards.experiment]["resources"][name]
+
+    return get
+
+
+def train_launcher(wildcards, resources):
+    """`structae`, or torchrun with one process per GPU the job was given (DDP on one node)."""
+    if resources.gpu > 1:
+        return f"torchrun --standalone --nproc_per_node {resources.gpu} -m structae.cli"
+    return "structae"
 
 
 def experiment_spec(wildcards):
-    return _entry_json(EXPERIMENTS[wildcards.experiment])
+    entry = EXPERIMENTS[wildcards.experiment]
+    return _entry_json({k: v for k, v in entry.items() if k != "resources"})
 
 
 def experiment_inputs(wildcards):

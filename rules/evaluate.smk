@@ -1,6 +1,10 @@
 # Checkpoints to metrics (one JSON per experiment, every seed) and metrics to one table per paper.
 
 
+localrules:
+    table_metrics,
+
+
 rule evaluate:
     input:
         unpack(evaluate_inputs),

@@ -1,6 +1,11 @@
 # Figures and tables: each file is its own target; figures go into the report, grouped by paper.
 
 
+localrules:
+    figure_data,
+    figure_curves,
+
+
 rule figure_data:
     input:
         processed_first,

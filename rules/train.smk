@@ -14,14 +14,19 @@ rule train:
     params:
         spec=train_spec,
         split=split_option,
+        launcher=train_launcher,
     log:
         "logs/train/{experiment}/seed{seed}.log",
     benchmark:
         "benchmarks/train/{experiment}/seed{seed}.tsv"
-    threads: 2
+    threads: train_resource("cpus")
+    resources:
+        gpu=train_resource("gpus"),
+        mem_mb=train_resource("mem_mb"),
+        runtime=train_resource("runtime"),
     conda:
         "../envs/structae.yaml"
     shell:
-        "structae train --experiment {wildcards.experiment} --seed {wildcards.seed} --spec {params.spec:q} "
+        "{params.launcher} train --experiment {wildcards.experiment} --seed {wildcards.seed} --spec {params.spec:q} "
         "--data {input.data} {params.split} --threads {threads} --out {output.model} --train-log {output.log} "
         "> {log} 2>&1"

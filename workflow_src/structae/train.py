@@ -204,6 +204,9 @@ def fit(name: str, entry: dict, seed: int, images: loader.ImageSet, run: Run,
             print(f"warning: resuming {state['world']}-process state with {ctx.world} processes; "
                   "random streams restart", file=sys.stderr)
     log = CsvLog(run.partial_log, state["log"] if state else [], ctx.main)
+    if ctx.main:
+        print(f"training {name} seed {seed}: {info.n_images} images, {ctx.world} process(es) on "
+              f"{ctx.device.type}, global batch {settings['batch_size']}", file=sys.stderr)
 
     wrapped = DistributedDataParallel(model) if ctx.enabled else model
     use_amp = settings["amp"] and ctx.device.type == "cuda"

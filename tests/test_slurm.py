@@ -1,0 +1,114 @@
+"""The workflow through a real SLURM: scripts/slurm.sh brings up a single-node cluster on this machine and
+the tiny config runs with tests/slurm_profile, the real snakemake-executor-plugin-slurm submitting with sbatch.
+
+Skipped, with the reason, only where SLURM cannot be installed here (not root, no apt-get).
+"""
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import REPO
+
+SCRIPT = REPO / "scripts" / "slurm.sh"
+PROFILE = REPO / "tests" / "slurm_profile"
+TARGET = "results/tables/engine.csv"  # data, a split, 3 training jobs (one on 2 GPUs), 2 evaluations
+HARD_TIMEOUT_S = 600
+STUCK_PENDING_S = 120  # a job SLURM can never schedule stays pending; the run itself would never notice
+
+
+def _skip_reason() -> str | None:
+    if os.geteuid() != 0:
+        return "SLURM integration test needs root to install and run slurmctld/slurmd (not root here)"
+    if not shutil.which("sbatch") and not shutil.which("apt-get"):
+        return "SLURM integration test needs Debian's slurm packages and apt-get is not available here"
+    return None
+
+
+@pytest.fixture(scope="module")
+def slurm_cluster(tmp_path_factory):
+    reason = _skip_reason()
+    if reason:
+        pytest.skip(reason)
+    install = subprocess.run(["bash", str(SCRIPT), "install"], capture_output=True, text=True)
+    if install.returncode != 0:
+        pytest.skip(f"SLURM could not be installed here: {install.stderr.strip().splitlines()[-1:]}")
+    state = tmp_path_factory.mktemp("slurm")
+    start = time.perf_counter()
+    up = subprocess.run(["bash", str(SCRIPT), "start", str(state)], capture_output=True, text=True)
+    assert up.returncode == 0, up.stdout + up.stderr
+    print(f"slurm up in {time.perf_counter() - start:.2f} s")
+    yield state
+    subprocess.run(["bash", str(SCRIPT), "stop", str(state)], capture_output=True, text=True)
+
+
+def _pending_for(since: dict[str, float]) -> float:
+    """Seconds the longest-pending job on the (private) cluster has been pending; `since` remembers first sightings."""
+    queue = subprocess.run(["squeue", "-h", "-o", "%i %T"], capture_output=True, text=True).stdout.split("\n")
+    now, longest = time.monotonic(), 0.0
+    for line in filter(None, queue):
+        job, state = line.split()
+        if state == "PENDING":
+            longest = max(longest, now - since.setdefault(job, now))
+    return longest
+
+
+def _run_with_watchdog(cwd: Path, env: dict) -> tuple[int, str]:
+    """snakemake with the test profile; SIGINT on a hard timeout or a job pending too long, then unlock."""
+    log = cwd / "snakemake.out"
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "snakemake", "--profile", str(PROFILE), TARGET],
+                                cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
+        deadline, since, why = time.monotonic() + HARD_TIMEOUT_S, {}, None
+        while proc.poll() is None:
+            if time.monotonic() > deadline:
+                why = f"no result after {HARD_TIMEOUT_S} s"
+            elif _pending_for(since) > STUCK_PENDING_S:
+                why = f"a job has been pending for over {STUCK_PENDING_S} s (SLURM cannot schedule it)"
+            if why:
+                proc.send_signal(signal.SIGINT)
+                try:
+                    proc.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                subprocess.run(["scancel", "--user", "root"], capture_output=True)
+                subprocess.run([sys.executable, "-m", "snakemake", "--unlock"], cwd=cwd, env=env,
+                               capture_output=True)
+                break
+            time.sleep(2)
+    output = log.read_text()
+    if why:
+        pytest.fail(f"SLURM run stopped by the watchdog: {why}\n{output[-3000:]}")
+    return proc.returncode, output
+
+
+def test_tiny_workflow_runs_through_sbatch(slurm_cluster, workflow_dir):
+    config = yaml.safe_load((workflow_dir / "config.yaml").read_text())
+    config["experiments"]["tiny_two_shapes"]["resources"] = {"gpus": 2}
+    (workflow_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+
+    returncode, output = _run_with_watchdog(workflow_dir, env)
+    assert returncode == 0, output[-3000:]
+    assert (workflow_dir / TARGET).exists()
+
+    submitted = dict(re.findall(r"submitted with SLURM jobid (\d+) \(log: \S*/slurm_logs/rule_(\w+)/", output))
+    rules = sorted(submitted.values())
+    assert rules.count("train") == 3 and rules.count("evaluate") == 2, rules
+    assert "table_metrics" not in rules  # a local rule: runs on the submit host
+    for job, rule in submitted.items():
+        shown = subprocess.run(["scontrol", "show", "job", job], capture_output=True, text=True).stdout
+        assert "JobState=COMPLETED" in shown, shown  # squeue/scontrol know the job: it went through sbatch
+        two_gpus = "TresPerJob=gres:gpu:2" in shown or "TresPerJob=gres/gpu:2" in shown
+        assert two_gpus == (rule == "train" and "tiny_two_shapes" in shown), shown
+    ddp_log = (workflow_dir / "logs/train/tiny_two_shapes/seed0.log").read_text()
+    assert "2 process(es)" in ddp_log  # the rule launched torchrun with the job's 2 GPUs
+    assert "1 process(es)" in (workflow_dir / "logs/train/tiny_to_element/seed0.log").read_text()
