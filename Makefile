@@ -11,7 +11,7 @@ STAMP := $(ENV_DIR)/.structae-installed
 # Rules call the `structae` command, so the environment's bin/ must lead PATH.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: all test setup lint rulegraph
+.PHONY: all test setup lint rulegraph push pull
 all: $(STAMP)
 	$(BIN)/snakemake all
 
@@ -29,3 +29,10 @@ $(STAMP): pyproject.toml scripts/setup.sh
 # The picture of the rule graph in the README is made by the workflow itself.
 rulegraph: $(STAMP)
 	$(BIN)/python scripts/rulegraph.py
+
+# Share datasets and checkpoints through DVC (remote `shared`, see README): after training, and in a fresh clone.
+push: $(STAMP)
+	$(BIN)/structae share push
+
+pull: $(STAMP)
+	$(BIN)/structae share pull

@@ -116,6 +116,19 @@ def cmd_figure_curves(args) -> None:
     print(f"{args.out}: written")
 
 
+def cmd_share(args) -> None:
+    from structae import share
+
+    root = Path.cwd()
+    if args.action == "push":
+        files = share.push(root, args.remote)
+        print("now commit the pointers so that others can pull: git add " + " ".join(files)
+              + " && git commit -m 'Share results' && git push")
+    else:
+        restored = share.pull(root, args.remote)
+        print(f"pulled; restored the provenance of {restored} files: `snakemake -n all` now shows what is missing")
+
+
 def _add_entry_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--spec", help="the config entry as JSON (the workflow passes it); default: --config")
 
@@ -182,6 +195,11 @@ def build_parser() -> argparse.ArgumentParser:
     table.add_argument("--out", required=True, help="the CSV")
     table.add_argument("--markdown", required=True, help="the markdown summary")
     table.set_defaults(run=cmd_table)
+
+    share = verbs.add_parser("share", help="push or pull datasets and checkpoints through DVC (with provenance)")
+    share.add_argument("action", choices=["push", "pull"])
+    share.add_argument("--remote", help="a DVC remote name (default: the repository's default, `shared`)")
+    share.set_defaults(run=cmd_share)
 
     figure = verbs.add_parser("figure", help="make a figure").add_subparsers(dest="figure", required=True,
                                                                           metavar="FIGURE")
