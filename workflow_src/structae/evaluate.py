@@ -23,18 +23,24 @@ from structae.paths import ExperimentData
 
 def evaluate_checkpoint(path: str | Path, model_name: str, images: loader.ImageSet, settings: dict,
                         device: torch.device | str = "cpu") -> dict[str, float]:
-    """Mean of each per-image metric over the first `max_images` (0 = all) images of `images`."""
+    """Mean of each per-image metric over the first `max_images` (0 = all) images of `images`.
+
+    A NaN marks a metric that is undefined for that image (a phase gap with one object); such images are
+    left out of that metric's mean."""
     module, model, config = checkpoint.load_model(path, model_name, device)
     count = len(images) if not settings["max_images"] else min(settings["max_images"], len(images))
     totals: dict[str, float] = {}
+    counts: dict[str, int] = {}
     with torch.no_grad():
         for start in tqdm(range(0, count, settings["batch_size"]), desc=f"evaluate {Path(path).parent.name}",
                           mininterval=30.0, leave=False):
             rows = torch.arange(start, min(start + settings["batch_size"], count))
             per_image = module.evaluate(model, images.batch(rows, device), config)
             for key, values in per_image.items():
-                totals[key] = totals.get(key, 0.0) + values.double().sum().item()
-    return {key: total / count for key, total in totals.items()}
+                defined = ~torch.isnan(values)
+                totals[key] = totals.get(key, 0.0) + values[defined].double().sum().item()
+                counts[key] = counts.get(key, 0) + int(defined.sum())
+    return {key: total / counts[key] if counts[key] else float("nan") for key, total in totals.items()}
 
 
 def evaluate(name: str, entry: dict, checkpoints: dict[int, str | Path], data: ExperimentData,

@@ -1,0 +1,281 @@
+"""Complex AutoEncoder (Löwe, Lippe, Rudolph, Welling: Complex-Valued Autoencoders for Object Discovery,
+TMLR 2022), with channel pooling for RGB inputs.
+
+Every activation is complex, z = m·e^{iφ}. A complex layer applies one real weight W to the real and
+imaginary parts, ψ = W·Re z + i·W·Im z, and binds magnitudes through χ = W·|z|:
+    m = ½(|ψ| + b_m) + ½(χ + b_m),  φ = arg ψ + b_φ,
+then BatchNorm (LayerNorm after linear layers) on m and ReLU; φ passes through. The input's phase is 0.
+Objects come out as groups of pixels with similar output phase; the reconstruction reads magnitudes only.
+
+Speed: W·Re z, W·Im z and W·|z| are one real convolution over the three stacked along the batch axis.
+
+RGB channel pooling (this project's extension; the paper is grayscale): the C output channels each have a
+phase, but a pixel belongs to one object. The pooled phase φ* of a pixel is chosen by `pooling`
+(max: the phase of the channel with the largest magnitude, so only that channel's phase gets gradient;
+weighted: the magnitude-weighted circular mean; softmax: the circular mean weighted by softmax(m / τ);
+hardmax: the max channel's phase forward, the softmax weights' gradient backward), and each channel is
+reconstructed from its component along φ*, m_c·cos(φ_c − φ*). A channel out of phase with its pixel then
+reconstructs badly, so pooling shapes training, and the evaluation clusters φ*. With one channel,
+φ* = φ and this is exactly the paper's model.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from structae import metrics
+from structae.data.h5 import IGNORE_LABEL
+
+POOLINGS = ("max", "weighted", "softmax", "hardmax")
+
+
+@dataclass
+class Config:
+    hidden: int = 32  # channels of the first conv layers; the encoder is [h, h, 2h, 2h, 2h] (official: 32)
+    linear: int = 64  # size of the complex bottleneck (official: 64)
+    pooling: str = "max"  # RGB channel pooling, one of POOLINGS; irrelevant for one channel
+    softmax_temperature: float = 1.0  # τ of softmax and hardmax pooling
+    mask_threshold: float = 0.1  # evaluation: phases of outputs weaker than this count less (official 0.1)
+    kmeans_iterations: int = 30  # Lloyd iterations of the batched k-means in evaluation
+    kmeans_restarts: int = 3  # k-means++ restarts per image; the lowest inertia wins
+
+    def __post_init__(self):
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}")
+        if self.hidden < 1 or self.linear < 1 or self.softmax_temperature <= 0 or self.mask_threshold <= 0:
+            raise ValueError("hidden, linear, softmax_temperature and mask_threshold must be positive")
+
+
+class Activation(NamedTuple):
+    """A complex activation z = m·e^{iφ} kept as magnitude and unit direction: m (B, C, ...) and cos φ,
+    sin φ of the same shape. Cheaper on CPU than complex tensors: no atan2, exp or polar inside the net."""
+
+    magnitude: torch.Tensor
+    cos: torch.Tensor
+    sin: torch.Tensor
+
+    def phase(self) -> torch.Tensor:
+        return torch.atan2(self.sin, self.cos)
+
+
+EPS = 1e-8  # keeps |ψ| and its gradient finite where ψ ≈ 0 (the official code nudges Im ψ for the same reason)
+
+
+class ComplexLayer(nn.Module):
+    """A real linear map (conv, transposed conv or linear, without bias) applied the complex way, with
+    magnitude and phase biases, then the magnitude normalisation and ReLU."""
+
+    def __init__(self, linear_map: nn.Module, out_channels: int, fan_in: int, norm: nn.Module, spatial: bool):
+        super().__init__()
+        self.map, self.norm = linear_map, norm
+        shape = (1, out_channels, 1, 1) if spatial else (1, out_channels)
+        bound = 1 / math.sqrt(fan_in)  # as PyTorch initialises a conv bias
+        self.magnitude_bias = nn.Parameter(torch.empty(shape).uniform_(-bound, bound))
+        self.phase_bias = nn.Parameter(torch.zeros(shape))
+
+    def forward(self, z: Activation) -> Activation:
+        """(B, C_in, ...) -> (B, C_out, ...)."""
+        stacked = torch.cat([z.magnitude * z.cos, z.magnitude * z.sin, z.magnitude])  # Re z, Im z, |z|: (3B, ...)
+        real, imag, chi = self.map(stacked).chunk(3)  # ψ = W·Re z + i·W·Im z and χ = W·|z| in one real op
+        psi = torch.sqrt(real * real + imag * imag + EPS)  # |ψ|
+        magnitude = F.relu(self.norm(0.5 * (psi + self.magnitude_bias) + 0.5 * (chi + self.magnitude_bias)))
+        # Direction of ψ rotated by the phase bias: e^{i(arg ψ + b)} without computing arg ψ.
+        bias_cos, bias_sin = torch.cos(self.phase_bias), torch.sin(self.phase_bias)
+        cos = (real * bias_cos - imag * bias_sin) / psi
+        sin = (real * bias_sin + imag * bias_cos) / psi
+        return Activation(magnitude, cos, sin)
+
+
+def conv(c_in, c_out, stride) -> ComplexLayer:
+    return ComplexLayer(nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False), c_out, c_in * 9, nn.BatchNorm2d(c_out), True)
+
+
+def upconv(c_in, c_out) -> ComplexLayer:
+    return ComplexLayer(nn.ConvTranspose2d(c_in, c_out, 3, 2, 1, output_padding=1, bias=False), c_out, c_out * 9,
+                        nn.BatchNorm2d(c_out), True)
+
+
+def linear(n_in, n_out) -> ComplexLayer:
+    return ComplexLayer(nn.Linear(n_in, n_out, bias=False), n_out, n_in, nn.LayerNorm(n_out), False)
+
+
+def pool_phase(output: Activation, pooling: str, temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """One direction per pixel from the C output channels: (cos φ*, sin φ*), each (B, 1, H, W)."""
+    magnitude = output.magnitude
+    if pooling == "max":
+        channel = magnitude.argmax(1, keepdim=True)
+        return output.cos.gather(1, channel), output.sin.gather(1, channel)
+    if pooling == "weighted":
+        weights = magnitude
+    else:
+        weights = torch.softmax(magnitude / temperature, dim=1)
+        if pooling == "hardmax":  # forward: one-hot on the largest magnitude; backward: the softmax's gradient
+            hard = torch.zeros_like(weights).scatter_(1, magnitude.argmax(1, keepdim=True), 1.0)
+            weights = hard - weights.detach() + weights
+    cos, sin = (weights * output.cos).sum(1, keepdim=True), (weights * output.sin).sum(1, keepdim=True)
+    norm = torch.sqrt(cos * cos + sin * sin + EPS)  # circular mean: the direction of the weighted sum
+    return cos / norm, sin / norm
+
+
+class Model(nn.Module):
+    def __init__(self, config: Config, info):
+        super().__init__()
+        h, channels = config.hidden, info.channels
+        if info.height % 8 or info.width % 8:
+            raise ValueError(f"CAE needs image sides divisible by 8; got {info.height}×{info.width}")
+        self.config = config
+        self.bottleneck = (2 * h, info.height // 8, info.width // 8)
+        flat = 2 * h * (info.height // 8) * (info.width // 8)
+        self.encoder = nn.Sequential(conv(channels, h, 2), conv(h, h, 1), conv(h, 2 * h, 2), conv(2 * h, 2 * h, 1),
+                                     conv(2 * h, 2 * h, 2))
+        self.encoder_linear = linear(flat, config.linear)
+        self.decoder_linear = linear(config.linear, flat)
+        self.decoder = nn.Sequential(upconv(2 * h, 2 * h), conv(2 * h, 2 * h, 1), upconv(2 * h, h), conv(h, h, 1),
+                                     upconv(h, channels))
+        # 1×1 conv on the aligned magnitudes, starting as the identity (the official weight 1, bias 0 for
+        # one channel; for RGB the identity keeps each colour its own rather than summing all three).
+        self.output = nn.Conv2d(channels, channels, 1)
+        with torch.no_grad():
+            self.output.weight.copy_(torch.eye(channels)[:, :, None, None])
+            self.output.bias.zero_()
+
+    def forward(self, batch: dict) -> dict:
+        image = batch["image"]  # (B, C, H, W) in [0, 1]
+        z = Activation(image, torch.ones_like(image), torch.zeros_like(image))  # input phase 0
+        z = self.encoder(z)  # (B, 2h, H/8, W/8)
+        z = self.encoder_linear(Activation(*(part.flatten(1) for part in z)))  # (B, linear)
+        z = self.decoder_linear(z)  # (B, 2h·H/8·W/8)
+        z = self.decoder(Activation(*(part.view(-1, *self.bottleneck) for part in z)))  # (B, C, H, W)
+        cos, sin = pool_phase(z, self.config.pooling, self.config.softmax_temperature)  # (B, 1, H, W)
+        aligned = z.magnitude * (z.cos * cos + z.sin * sin)  # m_c·cos(φ_c − φ*): each channel along φ*
+        return {"reconstruction": torch.sigmoid(self.output(aligned)), "phase": torch.atan2(sin, cos)[:, 0],
+                "magnitude": z.magnitude.amax(1)}
+
+
+def loss(outputs: dict, batch: dict, config: Config) -> dict:
+    mse = F.mse_loss(outputs["reconstruction"], batch["image"])
+    return {"loss": mse, "mse": mse}
+
+
+def phase_features(phase: torch.Tensor, magnitude: torch.Tensor, threshold: float) -> torch.Tensor:
+    """Points for clustering: (cos φ, sin φ) scaled by the magnitude clipped at `threshold` and rescaled to
+    [0, 1], so that dark pixels, whose phase is arbitrary, sit near the origin. (B, H, W) -> (B, H·W, 2)."""
+    weight = magnitude.clamp(0, threshold) / threshold
+    return torch.stack([weight * torch.cos(phase), weight * torch.sin(phase)], -1).flatten(1, 2)
+
+
+def batched_kmeans(points: torch.Tensor, k: torch.Tensor, valid: torch.Tensor, iterations: int, restarts: int,
+                   generator: torch.Generator) -> torch.Tensor:
+    """k-means on every image at once, each with its own number of clusters.
+
+    points (B, N, D); k (B,) clusters per image (>= 1); valid (B, N) bool, points that take part.
+    Returns labels (B, N) in [0, k_b); invalid points get the label of their nearest centre.
+    """
+    batch, n, dims = points.shape
+    k_max = int(k.max())
+    usable = torch.arange(k_max, device=points.device)[None] < k[:, None]  # (B, K)
+    weight = valid.to(points.dtype)
+    best_labels, best_inertia = None, None
+    for _ in range(restarts):
+        centres = _kmeans_plus_plus(points, valid, k_max, generator)  # (B, K, D)
+        labels = None
+        for _ in range(iterations):
+            distance = (points[:, :, None] - centres[:, None]).pow(2).sum(-1)  # (B, N, K)
+            distance.masked_fill_(~usable[:, None], float("inf"))
+            new_labels = distance.argmin(2)  # (B, N)
+            if labels is not None and torch.equal(new_labels, labels):
+                break  # converged in every image
+            labels = new_labels
+            counts = torch.zeros(batch, k_max, dtype=points.dtype, device=points.device).scatter_add_(1, labels, weight)
+            sums = torch.zeros_like(centres).scatter_add_(1, labels[..., None].expand(-1, -1, dims),
+                                                          points * weight[..., None])
+            centres = torch.where(counts[..., None] > 0, sums / counts.clamp(min=1)[..., None], centres)
+        inertia = (distance.gather(2, labels[..., None])[..., 0] * weight).sum(1)  # (B,)
+        if best_inertia is None:
+            best_labels, best_inertia = labels, inertia
+        else:
+            better = inertia < best_inertia
+            best_labels = torch.where(better[:, None], labels, best_labels)
+            best_inertia = torch.minimum(inertia, best_inertia)
+    return best_labels
+
+
+def _kmeans_plus_plus(points, valid, k_max, generator) -> torch.Tensor:
+    """k-means++ seeding per image: each next centre drawn with probability ∝ squared distance. (B, K, D)."""
+    batch = points.shape[0]
+    rows = torch.arange(batch, device=points.device)
+    weights = valid.to(points.dtype) + 1e-12  # images without valid points still draw something
+    first = torch.multinomial(weights, 1, generator=generator)[:, 0]
+    centres = [points[rows, first]]
+    nearest = (points - centres[0][:, None]).pow(2).sum(-1)  # (B, N)
+    for _ in range(1, k_max):
+        chosen = torch.multinomial(nearest * valid + 1e-12, 1, generator=generator)[:, 0]
+        centres.append(points[rows, chosen])
+        nearest = torch.minimum(nearest, (points - centres[-1][:, None]).pow(2).sum(-1))
+    return torch.stack(centres, 1)
+
+
+def _circular_mean(phase, weight, labels, n_labels):
+    """Per-label weighted circular mean and mean angular deviation. phase, weight (B, N); labels (B, N) long.
+    Returns centre (B, L), spread (B, L) and total weight (B, L)."""
+    def per_label(values):
+        return torch.zeros(phase.shape[0], n_labels, dtype=values.dtype, device=phase.device).scatter_add_(
+            1, labels, values)
+
+    totals = per_label(weight)
+    centre = torch.atan2(per_label(weight * torch.sin(phase)), per_label(weight * torch.cos(phase)))
+    deviation = torch.remainder(phase - centre.gather(1, labels) + math.pi, 2 * math.pi) - math.pi
+    return centre, per_label(weight * deviation.abs()) / totals.clamp(min=1e-12), totals
+
+
+def phase_separation(phase, magnitude, mask, threshold) -> dict[str, torch.Tensor]:
+    """How far apart objects sit in phase, against how spread each object is (the notes' question).
+
+    phase, magnitude (B, H, W); mask (B, H, W) labels, 0 = background, IGNORE_LABEL unscored.
+    Per image: gap = smallest angular distance between the circular means of two objects; spread = mean
+    angular deviation of an object's pixels from its mean (weighted as the clustering weighs them);
+    separation = gap / spread. NaN where an image has fewer than two objects.
+    """
+    batch = phase.shape[0]
+    weight = (magnitude.clamp(0, threshold) / threshold).flatten(1)
+    labels = mask.flatten(1).long()
+    objects = (labels > 0) & (labels != IGNORE_LABEL)
+    n_labels = int(labels[objects].max()) + 1 if objects.any() else 1
+    labels = torch.where(objects, labels, 0)
+    centre, spread, totals = _circular_mean(phase.flatten(1), weight * objects, labels, n_labels)
+    present = (totals > 1e-6) & (torch.arange(n_labels, device=phase.device) > 0)  # (B, L), objects only
+    difference = torch.remainder(centre[:, :, None] - centre[:, None, :] + math.pi, 2 * math.pi) - math.pi
+    pair = present[:, :, None] & present[:, None, :] & ~torch.eye(n_labels, dtype=torch.bool, device=phase.device)
+    gap = difference.abs().masked_fill(~pair, float("inf")).flatten(1).min(1).values  # (B,)
+    mean_spread = (spread * present).sum(1) / present.sum(1).clamp(min=1)
+    enough = present.sum(1) >= 2
+    nan = torch.full((batch,), float("nan"), device=phase.device)
+    return {"phase_gap": torch.where(enough, gap, nan), "phase_spread": torch.where(enough, mean_spread, nan),
+            "phase_separation": torch.where(enough, gap / mean_spread.clamp(min=1e-6), nan)}
+
+
+def segment(outputs: dict, mask: torch.Tensor, config: Config, seed: int = 0) -> torch.Tensor:
+    """Predicted object labels (B, H, W): k-means on output phases with k = objects + background per image,
+    ignoring IGNORE_LABEL pixels (overlaps), as the paper evaluates."""
+    scored = mask != IGNORE_LABEL
+    k = torch.where(scored, mask, 0).flatten(1).amax(1) + 1  # labels 0..max: objects + background
+    points = phase_features(outputs["phase"], outputs["magnitude"], config.mask_threshold)
+    generator = torch.Generator(device=points.device).manual_seed(seed)
+    labels = batched_kmeans(points.double(), k, scored.flatten(1), config.kmeans_iterations, config.kmeans_restarts,
+                            generator)
+    return labels.view_as(mask)
+
+
+def evaluate(model: Model, batch: dict, config: Config) -> dict:
+    outputs = model(batch)
+    predicted = segment(outputs, batch["mask"], config)
+    scores = metrics.segmentation_ari(batch["mask"], predicted)
+    separation = phase_separation(outputs["phase"], outputs["magnitude"], batch["mask"], config.mask_threshold)
+    mse = metrics.squared_error_per_image(outputs["reconstruction"], batch["image"]) / batch["image"][0].numel()
+    return {**scores, **separation, "mse": mse}
