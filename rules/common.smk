@@ -26,6 +26,7 @@ def _choice(names):
 GENERATED = _choice(d for d, spec in DATASETS.items() if not sources_of(spec))
 CONVERTED = _choice(d for d, spec in DATASETS.items() if sources_of(spec))
 EXPERIMENT = _choice(EXPERIMENTS)
+CAE_EXPERIMENT = _choice(name for name, exp in EXPERIMENTS.items() if exp["model"] == "cae")
 TABLE = _choice({exp["paper"] for exp in EXPERIMENTS.values()})
 
 
@@ -104,11 +105,25 @@ def train_logs_of(wildcards):
             for seed in EXPERIMENTS[name]["seeds"]]
 
 
+def model_figures(paper):
+    """Figures made from one model each: results/figures/{paper}/{figure}_{experiment}.png."""
+    per_experiment = {"cae": ["phase"]}.get(paper, [])
+    return [paths.figure(paper, f"{figure}_{name}") for name in experiments_of(paper) for figure in per_experiment]
+
+
 def result_targets(paper):
-    """A paper's table (CSV and markdown) and training curves, when it has experiments."""
+    """A paper's table (CSV and markdown), training curves and model figures, when it has experiments."""
     if not experiments_of(paper):
         return []
-    return [paths.table(paper), paths.table(paper).replace(".csv", ".md"), paths.figure(paper, "training_curves")]
+    return [paths.table(paper), paths.table(paper).replace(".csv", ".md"),
+            paths.figure(paper, "training_curves")] + model_figures(paper)
+
+
+def figure_inputs(wildcards):
+    """The first seed's checkpoint and the test images of the experiment a figure shows."""
+    data = paths.experiment_data(config, wildcards.experiment)
+    return {"model": checkpoints_of(wildcards.experiment)[0], "data": data.test,
+            "split": [data.split] if data.split else []}
 
 
 def raw_inputs(wildcards):

@@ -4,6 +4,7 @@
 localrules:
     figure_data,
     figure_curves,
+    figure_phase,
 
 
 rule figure_data:
@@ -34,3 +35,22 @@ rule figure_curves:
     shell:
         "structae figure curves --logs {input} --out {output} --title 'training curves: {wildcards.paper}' "
         "> {log} 2>&1"
+
+
+rule figure_phase:
+    input:
+        unpack(figure_inputs),
+    output:
+        report("results/figures/cae/phase_{experiment}.png", category="cae", subcategory="phase",
+               caption="../report/phase.rst"),
+    wildcard_constraints:
+        experiment=CAE_EXPERIMENT,
+    params:
+        split=split_option,
+    log:
+        "logs/figure_phase/{experiment}.log",
+    conda:
+        "../envs/structae.yaml"
+    shell:
+        "structae figure phase --checkpoint {input.model} --data {input.data} {params.split} --out {output} "
+        "--title {wildcards.experiment} > {log} 2>&1"

@@ -116,6 +116,13 @@ def cmd_figure_curves(args) -> None:
     print(f"{args.out}: written")
 
 
+def cmd_figure_phase(args) -> None:
+    from structae.figures.cae import phase_figure
+
+    phase_figure(args.checkpoint, args.data, args.split_index, args.out, args.title)
+    print(f"{args.out}: written")
+
+
 def cmd_share(args) -> None:
     from structae import share
 
@@ -208,6 +215,13 @@ def build_parser() -> argparse.ArgumentParser:
     curves.add_argument("--out", required=True)
     curves.add_argument("--title", default="training curves")
     curves.set_defaults(run=cmd_figure_curves)
+    phase = figure.add_parser("phase", help="CAE: samples, output phase maps and polar plots")
+    phase.add_argument("--checkpoint", required=True, help="a trained CAE model.pt")
+    phase.add_argument("--data", required=True, help="the processed split with the test images")
+    phase.add_argument("--split-index", help="a recombination split's index file")
+    phase.add_argument("--out", required=True)
+    phase.add_argument("--title", default="CAE")
+    phase.set_defaults(run=cmd_figure_phase)
     return parser
 
 

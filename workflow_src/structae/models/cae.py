@@ -64,7 +64,10 @@ class Activation(NamedTuple):
         return torch.atan2(self.sin, self.cos)
 
 
-EPS = 1e-8  # keeps |ψ| and its gradient finite where ψ ≈ 0 (the official code nudges Im ψ for the same reason)
+# Where Im ψ ≈ 0 it is set to EPS, as the official code's stable_angle does. Besides keeping the gradient
+# finite, this breaks the symmetry of a network whose input phase is 0: without it every activation stays on
+# the real axis, phases stay 0 or π and the phase biases never receive a gradient.
+EPS = 1e-8
 
 
 class ComplexLayer(nn.Module):
@@ -83,7 +86,8 @@ class ComplexLayer(nn.Module):
         """(B, C_in, ...) -> (B, C_out, ...)."""
         stacked = torch.cat([z.magnitude * z.cos, z.magnitude * z.sin, z.magnitude])  # Re z, Im z, |z|: (3B, ...)
         real, imag, chi = self.map(stacked).chunk(3)  # ψ = W·Re z + i·W·Im z and χ = W·|z| in one real op
-        psi = torch.sqrt(real * real + imag * imag + EPS)  # |ψ|
+        imag = torch.where(imag.abs() < EPS, torch.full_like(imag, EPS), imag)
+        psi = torch.sqrt(real * real + imag * imag)  # |ψ| > 0
         magnitude = F.relu(self.norm(0.5 * (psi + self.magnitude_bias) + 0.5 * (chi + self.magnitude_bias)))
         # Direction of ψ rotated by the phase bias: e^{i(arg ψ + b)} without computing arg ψ.
         bias_cos, bias_sin = torch.cos(self.phase_bias), torch.sin(self.phase_bias)
@@ -119,7 +123,7 @@ def pool_phase(output: Activation, pooling: str, temperature: float) -> tuple[to
             hard = torch.zeros_like(weights).scatter_(1, magnitude.argmax(1, keepdim=True), 1.0)
             weights = hard - weights.detach() + weights
     cos, sin = (weights * output.cos).sum(1, keepdim=True), (weights * output.sin).sum(1, keepdim=True)
-    norm = torch.sqrt(cos * cos + sin * sin + EPS)  # circular mean: the direction of the weighted sum
+    norm = torch.sqrt(cos * cos + sin * sin + EPS**2)  # circular mean: the direction of the weighted sum
     return cos / norm, sin / norm
 
 
