@@ -21,6 +21,8 @@ rule train:
         "benchmarks/train/{experiment}/seed{seed}.tsv"
     threads: train_resource("cpus")
     resources:
+        # sbatch --cpus-per-task; unlike threads, not capped by the submit host's cores
+        cpus_per_task=train_resource("cpus"),
         gpu=train_resource("gpus"),
         mem_mb=train_resource("mem_mb"),
         runtime=train_resource("runtime"),
@@ -28,5 +30,5 @@ rule train:
         "../envs/structae.yaml"
     shell:
         "{params.launcher} train --experiment {wildcards.experiment} --seed {wildcards.seed} --spec {params.spec:q} "
-        "--data {input.data} {params.split} --threads {threads} --out {output.model} --train-log {output.log} "
+        "--data {input.data} {params.split} --threads {resources.cpus_per_task} --out {output.model} --train-log {output.log} "
         "> {log} 2>&1"
