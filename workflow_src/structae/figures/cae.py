@@ -55,5 +55,6 @@ def phase_figure(model_file: str | Path, data: str | Path, split_index: str | Pa
             sample.set_title("sample")
             phases.set_title("output phase (hue), magnitude (value)")
             polar.set_title("phase vs magnitude, by object", pad=14)
+    fig.subplots_adjust(hspace=0.35)  # room for the polar plots' angle labels
     fig.suptitle(title)
     save(fig, out)
