@@ -36,5 +36,5 @@ def training_curves(logs: list[str | Path], out: str | Path, title: str) -> None
         ax.set(title=term, xlabel="step")
         ax.grid(alpha=0.3)
     axes[0, 0].legend(fontsize=7)
-    fig.suptitle(title)
+    fig.suptitle(title, y=1.04)  # above the panels' own titles
     save(fig, out)
