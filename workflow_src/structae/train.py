@@ -71,8 +71,9 @@ def lr_factor(step: int, settings: dict) -> float:
 
 
 def fingerprint(entry: dict, seed: int) -> str:
-    """What a resume state must match: every setting that shapes the run (seeds and evaluation aside)."""
-    shaping = {k: v for k, v in entry.items() if k not in ("seeds", "evaluate")}
+    """What a resume state must match: every setting that shapes the run (not the seed list, evaluation or
+    cluster resources: a retry on another GPU count still resumes)."""
+    shaping = {k: v for k, v in entry.items() if k not in ("seeds", "evaluate", "resources")}
     return hashlib.sha256(json.dumps([shaping, seed], sort_keys=True).encode()).hexdigest()
 
 
