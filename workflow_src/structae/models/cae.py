@@ -190,7 +190,9 @@ def batched_kmeans(points: torch.Tensor, k: torch.Tensor, valid: torch.Tensor, i
         centres = _kmeans_plus_plus(points, valid, k_max, generator)  # (B, K, D)
         labels = None
         for _ in range(iterations):
-            distance = (points[:, :, None] - centres[:, None]).pow(2).sum(-1)  # (B, N, K)
+            # Squared distances via |p|² − 2 p·c + |c|²: one batched matmul, no (B, N, K, D) temporary.
+            distance = (points.pow(2).sum(-1, keepdim=True) - 2 * points @ centres.transpose(1, 2)
+                        + centres.pow(2).sum(-1)[:, None]).clamp_(min=0)  # (B, N, K)
             distance.masked_fill_(~usable[:, None], float("inf"))
             new_labels = distance.argmin(2)  # (B, N)
             if labels is not None and torch.equal(new_labels, labels):
@@ -271,7 +273,7 @@ def segment(outputs: dict, mask: torch.Tensor, config: Config, seed: int = 0) ->
     k = torch.where(scored, mask, 0).flatten(1).amax(1) + 1  # labels 0..max: objects + background
     points = phase_features(outputs["phase"], outputs["magnitude"], config.mask_threshold)
     generator = torch.Generator(device=points.device).manual_seed(seed)
-    labels = batched_kmeans(points.double(), k, scored.flatten(1), config.kmeans_iterations, config.kmeans_restarts,
+    labels = batched_kmeans(points, k, scored.flatten(1), config.kmeans_iterations, config.kmeans_restarts,
                             generator)
     return labels.view_as(mask)
 
