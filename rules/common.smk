@@ -52,7 +52,7 @@ def train_spec(wildcards):
 
 
 def train_resource(name):
-    """An input function for one of the experiment's `resources` (cluster requests of the train rule)."""
+    """A function of the wildcards giving one of the experiment's `resources` (what the train job requests)."""
 
     def get(wildcards):
         return EXPERIMENTS[wildcards.experiment]["resources"][name]
