@@ -10,15 +10,19 @@ number reported. The order of test images is fixed, so evaluation is determinist
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
-from structae import checkpoint
+from structae import checkpoint, files
 from structae.data import loader
 from structae.paths import ExperimentData
+
+
+def image_count(images: loader.ImageSet, settings: dict) -> int:
+    """How many test images are scored: the first `max_images`, or all when it is 0."""
+    return min(settings["max_images"] or len(images), len(images))
 
 
 def evaluate_checkpoint(path: str | Path, model_name: str, images: loader.ImageSet, settings: dict,
@@ -28,7 +32,7 @@ def evaluate_checkpoint(path: str | Path, model_name: str, images: loader.ImageS
     A NaN marks a metric that is undefined for that image (a phase gap with one object); such images are
     left out of that metric's mean."""
     module, model, config = checkpoint.load_model(path, model_name, device)
-    count = len(images) if not settings["max_images"] else min(settings["max_images"], len(images))
+    count = image_count(images, settings)
     totals: dict[str, float] = {}
     counts: dict[str, int] = {}
     with torch.no_grad():
@@ -52,11 +56,7 @@ def evaluate(name: str, entry: dict, checkpoints: dict[int, str | Path], data: E
     seeds = {str(seed): evaluate_checkpoint(path, entry["model"], images, settings, device)
              for seed, path in checkpoints.items()}
     result = {"experiment": name, "paper": entry["paper"], "model": entry["model"], "dataset": entry["dataset"],
-              "split": entry.get("split"), "n_images": min(settings["max_images"] or len(images), len(images)),
+              "split": entry.get("split"), "n_images": image_count(images, settings),
               "seeds": seeds}
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    os.replace(tmp, out)
+    files.write_text(out, json.dumps(result, indent=2) + "\n")
     return result

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 
 import pandas as pd
 
+from structae import files
 from structae.errors import UserError
 
 KEYS = ["paper", "experiment", "model", "dataset", "split"]
@@ -58,15 +58,8 @@ def markdown(frame: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def write_table(metrics_files: list[str | Path], csv_out: str | Path, markdown_out: str | Path) -> pd.DataFrame:
     frame = tidy(metrics_files)
-    _atomic_write(Path(csv_out), frame.to_csv(index=False))
-    _atomic_write(Path(markdown_out), markdown(frame))
+    files.write_text(csv_out, frame.to_csv(index=False))
+    files.write_text(markdown_out, markdown(frame))
     return frame

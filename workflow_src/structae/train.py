@@ -28,7 +28,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from structae import checkpoint, distributed, models
+from structae import checkpoint, distributed, files, models
 from structae.data import loader
 from structae.errors import Preempted, UserError
 from structae.options import from_mapping
@@ -259,9 +259,7 @@ def fit(name: str, entry: dict, seed: int, images: loader.ImageSet, run: Run,
     progress.close()
     if ctx.main:
         checkpoint.save_model(run.model_file, entry["model"], name, seed, steps, config, info, model)
-        tmp = run.log_file.with_name(run.log_file.name + ".tmp")
-        shutil.copyfile(run.partial_log, tmp)
-        tmp.replace(run.log_file)
+        files.write_text(run.log_file, run.partial_log.read_text())
         shutil.rmtree(run.resume_dir)  # finished: a rerun (after a settings change) starts fresh
         if run.resume_dir.parent.is_dir() and not any(run.resume_dir.parent.iterdir()):
             run.resume_dir.parent.rmdir()

@@ -13,6 +13,7 @@ cut from it by row index, so the batch at a training step is a pure function of 
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -100,8 +101,10 @@ def load(data_file: str | Path, split_file: str | Path | None, part: str) -> Ima
         return ImageSet.read(data_file, index[part], int(index["pivot"]))
 
 
+@functools.lru_cache(maxsize=2)
 def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
-    """A permutation of range(n) that depends only on (seed, epoch)."""
+    """A permutation of range(n) that depends only on (seed, epoch); cached, since every step of an epoch
+    slices the same one (callers must not modify it)."""
     generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
     return torch.randperm(n, generator=generator)
 
