@@ -3,16 +3,18 @@ import json
 import sys
 
 from structae import paths
-from structae.config import validate_config
+from structae.config import NOT_TRAINING, validate_config
 from structae.data.datasets import raw_path, sources_of
 from structae.errors import UserError
+from structae.figures import MODEL_FIGURES, figures_of_model
 
 try:
     validate_config(config, source=" + ".join(map(str, workflow.configfiles)) or "config")
 except UserError as err:
     sys.exit(f"structae: error: {err}")
 
-PAPERS = ["cae", "iodine", "maganet", "swwae"]  # "engine" experiments (the tiny model) reach only `all`
+PAPERS = ["cae", "iodine", "maganet", "swwae"]
+PAPER_FIGURES = {"iodine": ["iterations"]}  # figures drawn from all of a paper's experiments  # "engine" experiments (the tiny model) reach only `all`
 DATASETS = config["datasets"]
 SPLITS = config["splits"]
 EXPERIMENTS = config["experiments"]
@@ -26,7 +28,7 @@ def _choice(names):
 GENERATED = _choice(d for d, spec in DATASETS.items() if not sources_of(spec))
 CONVERTED = _choice(d for d, spec in DATASETS.items() if sources_of(spec))
 EXPERIMENT = _choice(EXPERIMENTS)
-CAE_EXPERIMENT = _choice(name for name, exp in EXPERIMENTS.items() if exp["model"] == "cae")
+MODEL_FIGURE = _choice(MODEL_FIGURES)
 TABLE = _choice({exp["paper"] for exp in EXPERIMENTS.values()})
 
 
@@ -46,9 +48,9 @@ def split_spec(wildcards):
 
 
 def train_spec(wildcards):
-    # Seeds, evaluation settings and cluster resources do not change a trained model.
+    # Seeds, evaluation settings, cluster resources and reported numbers do not change a trained model.
     entry = EXPERIMENTS[wildcards.experiment]
-    return _entry_json({k: v for k, v in entry.items() if k not in ("seeds", "evaluate", "resources")})
+    return _entry_json({k: v for k, v in entry.items() if k not in NOT_TRAINING})
 
 
 def train_resource(name):
@@ -106,9 +108,11 @@ def train_logs_of(wildcards):
 
 
 def model_figures(paper):
-    """Figures made from one model each: results/figures/{paper}/{figure}_{experiment}.png."""
-    per_experiment = {"cae": ["phase"]}.get(paper, [])
-    return [paths.figure(paper, f"{figure}_{name}") for name in experiments_of(paper) for figure in per_experiment]
+    """Figures made from one model each (structae.figures.MODEL_FIGURES): {figure}_{experiment}.png, and the
+    paper's figures made from all its experiments."""
+    per_model = [paths.figure(paper, f"{figure}_{name}") for name in experiments_of(paper)
+                 for figure in figures_of_model(EXPERIMENTS[name]["model"])]
+    return per_model + [paths.figure(paper, name) for name in PAPER_FIGURES.get(paper, [])]
 
 
 def result_targets(paper):

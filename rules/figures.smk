@@ -4,7 +4,8 @@
 localrules:
     figure_data,
     figure_curves,
-    figure_phase,
+    figure_model,
+    figure_iterations,
 
 
 rule figure_data:
@@ -37,20 +38,38 @@ rule figure_curves:
         "> {log} 2>&1"
 
 
-rule figure_phase:
+rule figure_model:
     input:
         unpack(figure_inputs),
     output:
-        report("results/figures/cae/phase_{experiment}.png", category="cae", subcategory="phase",
-               caption="../report/phase.rst"),
+        report("results/figures/{paper}/{figure}_{experiment}.png", category="{paper}", subcategory="{figure}",
+               caption="../report/{figure}.rst"),
     wildcard_constraints:
-        experiment=CAE_EXPERIMENT,
+        paper=TABLE,
+        figure=MODEL_FIGURE,
+        experiment=EXPERIMENT,
     params:
         split=split_option,
     log:
-        "logs/figure_phase/{experiment}.log",
+        "logs/figure_model/{paper}/{figure}_{experiment}.log",
     conda:
         "../envs/structae.yaml"
     shell:
-        "structae figure phase --checkpoint {input.model} --data {input.data} {params.split} --out {output} "
-        "--title {wildcards.experiment} > {log} 2>&1"
+        "structae figure model --figure {wildcards.figure} --checkpoint {input.model} --data {input.data} "
+        "{params.split} --out {output} --title {wildcards.experiment} > {log} 2>&1"
+
+
+rule figure_iterations:
+    input:
+        metrics_of,
+    output:
+        report("results/figures/{paper}/iterations.png", category="{paper}", subcategory="iterations",
+               caption="../report/iterations.rst"),
+    wildcard_constraints:
+        paper="iodine",
+    log:
+        "logs/figure_iterations/{paper}.log",
+    conda:
+        "../envs/structae.yaml"
+    shell:
+        "structae figure iterations --metrics {input} --out {output} > {log} 2>&1"

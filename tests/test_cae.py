@@ -9,6 +9,7 @@ import torch
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score
 
+from structae import clustering
 from structae.data.h5 import IGNORE_LABEL
 from structae.data.info import DataInfo
 from structae.models import cae
@@ -43,7 +44,7 @@ def test_batched_kmeans_finds_what_sklearn_finds():
     points = torch.tensor(np.stack(points))
     valid = torch.ones(4, 300, dtype=torch.bool)
     valid[:, :20] = False  # excluded points neither move centres nor count
-    ours = cae.batched_kmeans(points, k, valid, 30, 3, torch.Generator().manual_seed(0))
+    ours = clustering.batched_kmeans(points, k, valid, 30, 3, torch.Generator().manual_seed(0))
     for b, n_clusters in enumerate(k.tolist()):
         reference = KMeans(n_clusters=n_clusters, n_init=3, random_state=0).fit_predict(points[b, 20:].numpy())
         assert adjusted_rand_score(reference, ours[b, 20:].numpy()) == pytest.approx(1.0)

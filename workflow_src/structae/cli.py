@@ -116,10 +116,17 @@ def cmd_figure_curves(args) -> None:
     print(f"{args.out}: written")
 
 
-def cmd_figure_phase(args) -> None:
-    from structae.figures.cae import phase_figure
+def cmd_figure_model(args) -> None:
+    from structae.figures import model_figure
 
-    phase_figure(args.checkpoint, args.data, args.split_index, args.out, args.title)
+    model_figure(args.figure_name)(args.checkpoint, args.data, args.split_index, args.out, args.title)
+    print(f"{args.out}: written")
+
+
+def cmd_figure_iterations(args) -> None:
+    from structae.figures.iodine import iteration_figure
+
+    iteration_figure(args.metrics, args.out, args.title)
     print(f"{args.out}: written")
 
 
@@ -215,13 +222,22 @@ def build_parser() -> argparse.ArgumentParser:
     curves.add_argument("--out", required=True)
     curves.add_argument("--title", default="training curves")
     curves.set_defaults(run=cmd_figure_curves)
-    phase = figure.add_parser("phase", help="CAE: samples, output phase maps and polar plots")
-    phase.add_argument("--checkpoint", required=True, help="a trained CAE model.pt")
-    phase.add_argument("--data", required=True, help="the processed split with the test images")
-    phase.add_argument("--split-index", help="a recombination split's index file")
-    phase.add_argument("--out", required=True)
-    phase.add_argument("--title", default="CAE")
-    phase.set_defaults(run=cmd_figure_phase)
+    from structae.figures import MODEL_FIGURES
+
+    model = figure.add_parser("model", help="a figure of one trained model on its test images")
+    model.add_argument("--figure", dest="figure_name", required=True, choices=sorted(MODEL_FIGURES),
+                       help="phase (CAE), slots and traversal (IODINE), ...")
+    model.add_argument("--checkpoint", required=True, help="a trained model.pt of the figure's model")
+    model.add_argument("--data", required=True, help="the processed split with the test images")
+    model.add_argument("--split-index", help="a recombination split's index file")
+    model.add_argument("--out", required=True)
+    model.add_argument("--title", default="")
+    model.set_defaults(run=cmd_figure_model)
+    iterations = figure.add_parser("iterations", help="IODINE: ARI and MSE across refinement iterations")
+    iterations.add_argument("--metrics", nargs="+", required=True, help="metrics JSON files of IODINE experiments")
+    iterations.add_argument("--out", required=True)
+    iterations.add_argument("--title", default="IODINE")
+    iterations.set_defaults(run=cmd_figure_iterations)
     return parser
 
 

@@ -19,6 +19,9 @@ from structae import models
 from structae.errors import UserError
 
 SCHEMA_PATH = Path(__file__).with_name("schemas") / "config.schema.yaml"
+# Keys of an experiment that do not change the trained model: changing them must not retrain (the workflow's
+# train params and the resume state's fingerprint both leave them out).
+NOT_TRAINING = ("seeds", "evaluate", "resources", "reported")
 
 
 @cache

@@ -1,7 +1,7 @@
 """Checkpoints to metrics: results/metrics/{experiment}.json, one mean per metric and seed.
 
     {"experiment", "paper", "model", "dataset", "split", "n_images",
-     "seeds": {"0": {"ari_fg": 0.91, ...}, "1": {...}}}
+     "reported": {"ari_fg": 0.767}, "seeds": {"0": {"ari_fg": 0.91, ...}, "1": {...}}}
 
 Each model's `evaluate` returns one value per test image; the mean over the test images is the
 number reported. The order of test images is fixed, so evaluation is deterministic.
@@ -57,6 +57,6 @@ def evaluate(name: str, entry: dict, checkpoints: dict[int, str | Path], data: E
              for seed, path in checkpoints.items()}
     result = {"experiment": name, "paper": entry["paper"], "model": entry["model"], "dataset": entry["dataset"],
               "split": entry.get("split"), "n_images": image_count(images, settings),
-              "seeds": seeds}
+              "reported": entry.get("reported", {}), "seeds": seeds}
     files.write_text(out, json.dumps(result, indent=2) + "\n")
     return result

@@ -2,8 +2,9 @@
 
 CSV (results/tables/{paper}.csv): one row per experiment × metric × seed, with that group's mean,
 standard deviation (ddof 1; empty for one seed) and number of seeds repeated on each row, so the
-file is both the raw data and the summary. Markdown (results/tables/{paper}.md): experiments as rows,
-metrics as columns, "mean ± std" cells — what the report shows.
+file is both the raw data and the summary; `reported` is the paper's number for that metric, where the
+experiment's config gives one. Markdown (results/tables/{paper}.md): experiments as rows, metrics as
+columns, "mean ± std" cells, and a "metric (paper)" column beside each metric with reported numbers.
 """
 
 from __future__ import annotations
@@ -27,10 +28,12 @@ def tidy(metrics_files: list[str | Path]) -> pd.DataFrame:
         if not path.is_file():
             raise UserError(f"metrics file {path} is missing; run `snakemake {path}` to make it")
         result = json.loads(path.read_text())
+        reported = result.get("reported", {})
         for seed, values in result["seeds"].items():
             for metric, value in values.items():
-                rows.append({**{k: result[k] for k in KEYS}, "metric": metric, "seed": int(seed), "value": value})
-    frame = pd.DataFrame(rows, columns=[*KEYS, "metric", "seed", "value"])
+                rows.append({**{k: result[k] for k in KEYS}, "metric": metric, "seed": int(seed), "value": value,
+                             "reported": reported.get(metric)})
+    frame = pd.DataFrame(rows, columns=[*KEYS, "metric", "seed", "value", "reported"])
     frame = frame.sort_values(["experiment", "metric", "seed"], kind="stable", ignore_index=True)
     groups = frame.groupby(["experiment", "metric"], sort=False)["value"]
     return frame.assign(mean=groups.transform("mean"), std=groups.transform("std"),
@@ -46,10 +49,15 @@ def _cell(mean: float, std: float) -> str:
 
 
 def markdown(frame: pd.DataFrame) -> str:
-    """Experiments × metrics, "mean ± std" over seeds."""
+    """Experiments × metrics, "mean ± std" over seeds; reported numbers beside the metrics that have them."""
     summary = frame.drop_duplicates(["experiment", "metric"])
     wide = summary.assign(cell=[_cell(m, s) for m, s in zip(summary["mean"], summary["std"], strict=True)])
     wide = wide.pivot(index="experiment", columns="metric", values="cell").reindex(summary["experiment"].unique())
+    reported = summary.dropna(subset=["reported"])
+    for metric in reported["metric"].unique():
+        values = reported[reported["metric"] == metric].set_index("experiment")["reported"]
+        column = wide.columns.get_loc(metric) + 1
+        wide.insert(column, f"{metric} (paper)", values.reindex(wide.index).map(lambda v: f"{v:g}", na_action="ignore"))
     seeds = summary.groupby("experiment")["n_seeds"].max()
     header = ["experiment", "seeds", *wide.columns]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]

@@ -29,6 +29,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from structae import checkpoint, distributed, files, models
+from structae.config import NOT_TRAINING
 from structae.data import loader
 from structae.errors import Preempted, UserError
 from structae.options import from_mapping
@@ -73,7 +74,7 @@ def lr_factor(step: int, settings: dict) -> float:
 def fingerprint(entry: dict, seed: int) -> str:
     """What a resume state must match: every setting that shapes the run (not the seed list, evaluation or
     cluster resources: a retry on another GPU count still resumes)."""
-    shaping = {k: v for k, v in entry.items() if k not in ("seeds", "evaluate", "resources")}
+    shaping = {k: v for k, v in entry.items() if k not in NOT_TRAINING}
     return hashlib.sha256(json.dumps([shaping, seed], sort_keys=True).encode()).hexdigest()
 
 

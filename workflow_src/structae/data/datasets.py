@@ -137,7 +137,7 @@ def describe(spec: dict, name: str) -> DataInfo:
     if kind in ("dsprites", "dsprites_npz"):
         return DataInfo(1, sprites.IMAGE_SIZE, sprites.IMAGE_SIZE, n, 1, ())
     if kind == "multi_dsprites":
-        return DataInfo(3, sprites.IMAGE_SIZE, sprites.IMAGE_SIZE, n, opts.max_objects, ())
+        return DataInfo(3, opts.image_size, opts.image_size, n, opts.max_objects, ())
     if kind in ("mnist_subset", "mnist_idx"):
         return DataInfo(1, mnist.IMAGE_SIZE, mnist.IMAGE_SIZE, n, 1, ("label",))
     if kind == "multi_object":

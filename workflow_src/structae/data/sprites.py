@@ -60,12 +60,14 @@ def render(shape_id, scale, angle, pos_x, pos_y, size: int = IMAGE_SIZE) -> np.n
     shape_id = np.asarray(shape_id, dtype=np.int64)
     scale, angle, pos_x, pos_y = (np.asarray(a, dtype=np.float32) for a in (scale, angle, pos_x, pos_y))
     b = len(shape_id)
-    cx = MARGIN + pos_x * (size - 2 * MARGIN)  # (B,) pixels
-    cy = MARGIN + pos_y * (size - 2 * MARGIN)
+    unit = size / IMAGE_SIZE  # sprites and margins shrink with the canvas: a 32×32 scene is a 64×64 one halved
+    margin = MARGIN * unit
+    cx = margin + pos_x * (size - 2 * margin)  # (B,) pixels
+    cy = margin + pos_y * (size - 2 * margin)
     x0 = np.floor(cx).astype(np.int64) - WINDOW // 2  # window origin, (B,)
     y0 = np.floor(cy).astype(np.int64) - WINDOW // 2
     sub = (np.arange(WINDOW * SUPERSAMPLE, dtype=np.float32) + 0.5) / SUPERSAMPLE  # (W·s,)
-    radius = (SPRITE_RADIUS * scale)[:, None, None]
+    radius = (SPRITE_RADIUS * unit * scale)[:, None, None]
     dx = (x0[:, None, None] + sub[None, None, :] - cx[:, None, None]) / radius  # (B, 1, W·s)
     dy = (y0[:, None, None] + sub[None, :, None] - cy[:, None, None]) / radius  # (B, W·s, 1)
     cos, sin = np.cos(angle)[:, None, None], np.sin(angle)[:, None, None]
@@ -134,8 +136,11 @@ class MultiDSpritesOptions:
     background: str = "grayscale"  # grayscale | colored
     min_objects: int = 1
     max_objects: int = 5
+    image_size: int = IMAGE_SIZE  # smaller canvases (IODINE's embedded config) scale sprites with them
 
     def __post_init__(self):
+        if not 16 <= self.image_size <= IMAGE_SIZE:
+            raise ValueError(f"image_size must be in 16..{IMAGE_SIZE}")
         if self.background not in ("grayscale", "colored"):
             raise ValueError("background must be grayscale or colored")
         if not 1 <= self.min_objects <= self.max_objects <= 5:
@@ -145,7 +150,7 @@ class MultiDSpritesOptions:
 def generate_multi_dsprites(options: MultiDSpritesOptions, n: int, seed: int) -> Iterator[dict]:
     """n scenes; later sprites occlude earlier ones; factors are (N, 6) with entity 0 the background."""
     rng = np.random.default_rng(seed)
-    k = options.max_objects + 1
+    k, size = options.max_objects + 1, options.image_size
     for start in range(0, n, RENDER_BATCH):
         b = min(RENDER_BATCH, n - start)
         counts = rng.integers(options.min_objects, options.max_objects + 1, size=b)
@@ -157,15 +162,15 @@ def generate_multi_dsprites(options: MultiDSpritesOptions, n: int, seed: int) ->
         if options.background == "grayscale":
             color[:, 0] = rng.uniform(0, 1, size=(b, 1))
         present = np.arange(k)[None, :] <= counts[:, None]  # entity 0 (background) always present
-        mask = np.zeros((b, IMAGE_SIZE, IMAGE_SIZE), np.uint8)
+        mask = np.zeros((b, size, size), np.uint8)
         for entity in range(1, k):
             on = render(shape[:, entity], scale[:, entity], angle[:, entity], pos[:, entity, 0],
-                        pos[:, entity, 1]) & present[:, entity, None, None]
+                        pos[:, entity, 1], size) & present[:, entity, None, None]
             mask[on] = entity
         image = np.take_along_axis(color, mask.reshape(b, -1, 1).astype(np.int64), axis=1)
         visibility = np.stack([(mask == e).any(axis=(1, 2)) for e in range(k)], axis=1)
         yield {
-            "image": np.round(image.reshape(b, IMAGE_SIZE, IMAGE_SIZE, 3) * 255).astype(np.uint8),
+            "image": np.round(image.reshape(b, size, size, 3) * 255).astype(np.uint8),
             "mask": mask,
             "factors": {"shape": np.where(present, shape + 1, 0).astype(np.float32),
                         "scale": np.where(present, scale, 0).astype(np.float32),

@@ -1,0 +1,83 @@
+"""IODINE's parts against their definitions: likelihoods, the leave-one-out mixture, the iteration-weighted
+loss, switchable refinement inputs, deterministic evaluation and the colour k-means baseline."""
+
+import pytest
+import torch
+from scipy import stats
+
+from structae import metrics
+from structae.data.info import DataInfo
+from structae.models import iodine
+
+INFO = DataInfo(channels=3, height=16, width=16, n_images=8, max_objects=2, factors=())
+SMALL = dict(slots=3, iterations=3, latent=4, decoder_width=8, decoder_layers=2, refine_width=8, refine_layers=2,
+             refine_hidden=16)
+
+
+def _batch(seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    return {"image": torch.rand(4, 3, 16, 16, generator=generator),
+            "mask": torch.randint(0, 3, (4, 16, 16), generator=generator)}
+
+
+def test_pixel_likelihoods_are_the_gaussian_and_logistic_densities():
+    image, means = torch.rand(2, 1, 3, 4, 4), torch.rand(2, 3, 3, 4, 4)
+    gaussian = iodine.pixel_log_likelihood(image, means, iodine.Config(sigma=0.2))
+    expected = torch.distributions.Normal(means, 0.2).log_prob(image).sum(2)
+    torch.testing.assert_close(gaussian, expected)
+    logistic = iodine.pixel_log_likelihood(image, means, iodine.Config(likelihood="logistic", logistic_scale=0.05))
+    reference = stats.logistic.logpdf(image.double().numpy(), loc=means.double().numpy(), scale=0.05).sum(2)
+    torch.testing.assert_close(logistic.double(), torch.from_numpy(reference), rtol=1e-5, atol=1e-4)
+
+
+def test_leave_one_out_is_the_mixture_of_the_other_slots():
+    masks = torch.softmax(torch.randn(2, 3, 4, 4), 1)
+    log_p = torch.randn(2, 3, 4, 4)
+    log_joint = torch.log(masks) + log_p
+    result = iodine._leave_one_out(log_joint, masks)
+    for k in range(3):
+        others = [j for j in range(3) if j != k]
+        direct = (masks[:, others] * log_p[:, others].exp()).sum(1) / masks[:, others].sum(1)
+        torch.testing.assert_close(result[:, k], torch.log(direct), rtol=1e-5, atol=1e-5)
+
+
+def test_loss_weights_later_iterations_more():
+    outputs = {"losses": torch.tensor([[4.0, 8.0], [2.0, 2.0], [1.0, 3.0]]), "nll": torch.zeros(2),
+               "kl": torch.zeros(2), "mse": torch.zeros(2, 3)}
+    batch = {"image": torch.zeros(2, 3, 2, 5)}
+    expected = ((1 / 3) * 6.0 + (2 / 3) * 2.0 + 1.0 * 2.0) / 10
+    assert iodine.loss(outputs, batch, iodine.Config(iterations=3))["loss"].item() == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("changes", [{}, {"inputs": ["posterior", "grad_posterior"]}, {"inputs": ["image", "means"]},
+                                     {"update": "gated", "activation": "relu", "layer_norm": False},
+                                     {"likelihood": "logistic"}])
+def test_every_input_set_and_ablation_trains_and_refines(changes):
+    config = iodine.Config(**SMALL, **changes)
+    torch.manual_seed(0)
+    model = iodine.Model(config, INFO)
+    batch = _batch()
+    outputs = model(batch)
+    assert outputs["losses"].shape == (3, 4) and outputs["segmentations"].shape == (4, 3, 16, 16)
+    iodine.loss(outputs, batch, config)["loss"].backward()
+    grads = [p.grad for p in model.refine.parameters()]
+    assert all(g is not None for g in grads) and any(g.abs().sum() > 0 for g in grads)  # refinement is trained
+    model.eval()
+    with torch.no_grad():
+        first, second = iodine.evaluate(model, batch, config), iodine.evaluate(model, batch, config)
+    for key in first:
+        torch.testing.assert_close(first[key], second[key], equal_nan=True)  # posterior means: deterministic
+    assert {"ari_fg", "ari", "mse", "ari_fg_t1", "mse_t3", "baseline_ari_fg"} <= set(first)
+
+
+def test_colour_kmeans_baseline_separates_uniform_colour_regions():
+    image = torch.zeros(1, 3, 8, 8)
+    image[0, 0, :4] = 1.0  # a red band
+    image[0, 2, :, 6:] = 0.5  # a blue band crossing it
+    truth = torch.zeros(1, 8, 8, dtype=torch.long)
+    truth[0, :4], truth[0, :, 6:] = 1, 2
+    truth[0, :4, 6:] = 3  # red and blue together is a colour of its own
+    labels = iodine.color_kmeans(image, 4)
+    assert metrics.adjusted_rand_index(truth, labels).item() == pytest.approx(1.0)
+
+

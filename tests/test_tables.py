@@ -1,0 +1,35 @@
+"""Metrics files to tables: means and stds over seeds, and the paper's numbers beside ours."""
+
+import json
+
+import numpy as np
+import pandas as pd
+
+from structae import tables
+
+
+def _metrics(path, experiment, seeds, reported=None):
+    result = {"experiment": experiment, "paper": "iodine", "model": "iodine", "dataset": "d", "split": None,
+              "n_images": 10, "reported": reported or {}, "seeds": seeds}
+    path.write_text(json.dumps(result))
+    return path
+
+
+def test_table_means_stds_and_reported_numbers(tmp_path):
+    rng = np.random.default_rng(0)
+    values = rng.uniform(0, 1, 3)
+    first = _metrics(tmp_path / "a.json", "a", {str(s): {"ari_fg": v, "mse": 2 * v} for s, v in enumerate(values)},
+                     reported={"ari_fg": 0.767})
+    second = _metrics(tmp_path / "b.json", "b", {"0": {"ari_fg": 0.5, "mse": 0.1}})
+    frame = tables.write_table([first, second], tmp_path / "t.csv", tmp_path / "t.md")
+    ari = frame[(frame.experiment == "a") & (frame.metric == "ari_fg")]
+    assert ari["mean"].iloc[0] == np.mean(values)
+    assert ari["std"].iloc[0] == np.std(values, ddof=1)
+    assert ari["reported"].eq(0.767).all()
+    assert frame[frame.experiment == "b"]["std"].isna().all()  # one seed: no spread
+    assert pd.read_csv(tmp_path / "t.csv").shape == frame.shape
+    header, _, row_a, row_b = (tmp_path / "t.md").read_text().splitlines()
+    columns = [c.strip() for c in header.strip("|").split("|")]
+    assert columns.index("ari_fg (paper)") == columns.index("ari_fg") + 1
+    assert row_a.split("|")[columns.index("ari_fg (paper)") + 1].strip() == "0.767"
+    assert row_b.split("|")[columns.index("ari_fg (paper)") + 1].strip() == "–"

@@ -1,0 +1,308 @@
+"""IODINE (Greff et al., ICML 2019): K slots with Gaussian posteriors, refined T times by a network that
+reads the image, the current decoding and the gradient of the loss, then decoded by a spatial broadcast
+decoder into a mixture of K images.
+
+One pass (iteration t = 1..T):
+    z_k ~ N(μ_k, σ_k)                      posterior λ_k = (μ_k, raw σ_k), λ⁰ learned, shared by the slots
+    (x̂_k, ℓ_k) = decoder(broadcast(z_k))  per-slot means and mask logits; m = softmax_k(ℓ)
+    L_t = −Σ_pixels log Σ_k m_k p(x | x̂_k, σ) + β·KL(q(z) ‖ N(0, I))
+    λ ← λ + refine(inputs(λ, ∇_λ L_t, x̂, m, ...))   (or the gated form), for t < T
+The loss is Σ_t (t/T)·L_t: later iterations count more, as in the paper. Gradients fed to the refinement
+network are inputs, not part of the graph (no second-order terms), as in the release.
+
+Slots start from the same λ⁰, so only the sampling noise tells them apart: evaluation samples too (all
+slots decoding the posterior mean would stay identical forever), from a generator seeded per batch, so
+scores are deterministic.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from structae import clustering, metrics
+
+# Refinement inputs (the paper's Table 3 / the release's `refinement_inputs`): images and maps, per slot...
+SPATIAL_INPUTS = {"image": "C", "means": "C", "mask": 1, "mask_logits": 1, "grad_means": "C", "grad_mask": 1,
+                  "likelihood": 1, "leave_one_out": 1, "coordinates": 2}
+# ... and vectors per slot.
+VECTOR_INPUTS = {"posterior": 2, "grad_posterior": 2}  # × latent
+NORMALISED = {"grad_means", "grad_mask", "likelihood", "leave_one_out", "grad_posterior"}  # scale varies by 1e3
+ACTIVATIONS = {"elu": nn.ELU, "relu": nn.ReLU}
+UPDATES = ("additive", "gated")
+LIKELIHOODS = ("gaussian", "logistic")
+SIGMA_SHIFT = math.log(math.e - 1)  # softplus⁻¹(1): the initial posterior has σ = 1, the prior's
+
+
+@dataclass
+class Config:
+    slots: int = 4  # K (release: 7 CLEVR6, 6 Multi-dSprites, 4 Tetrominoes)
+    iterations: int = 3  # T refinement passes (release: 5)
+    latent: int = 16  # per slot (release: 64 CLEVR6, 16 Multi-dSprites, 32 Tetrominoes)
+    decoder_width: int = 32  # channels of the broadcast decoder's convs (release: 64)
+    decoder_layers: int = 3  # 3×3 convs before the 1×1 output (release: 4)
+    refine_width: int = 32  # channels of the refinement convs (release: 64)
+    refine_layers: int = 3  # stride-2 3×3 convs of the refinement network (release: 4)
+    refine_hidden: int = 128  # its MLP and LSTM size (release: 256)
+    update: str = "additive"  # additive: λ += Δλ (release); gated: λ = g·λ + (1 − g)·u (reimplementation notes)
+    activation: str = "elu"  # elu (release) | relu: the ablation
+    layer_norm: bool = True  # layer norm on gradient and likelihood inputs (release); off: the ablation
+    inputs: tuple[str, ...] = tuple(SPATIAL_INPUTS) + tuple(VECTOR_INPUTS)  # any subset; see the ablations
+    likelihood: str = "gaussian"  # pixel likelihood: gaussian (σ = sigma, the paper) | logistic (the release)
+    sigma: float = 0.1  # global σ of the Gaussian pixel likelihood (paper: 0.1)
+    logistic_scale: float = 0.03  # scale of the logistic pixel likelihood (release: 0.03)
+    kl_weight: float = 1.0  # β of the KL term
+
+    def __post_init__(self):
+        unknown = set(self.inputs) - set(SPATIAL_INPUTS) - set(VECTOR_INPUTS)
+        if unknown:
+            raise ValueError(f"unknown refinement inputs {sorted(unknown)}; known: "
+                             f"{', '.join([*SPATIAL_INPUTS, *VECTOR_INPUTS])}")
+        if self.update not in UPDATES:
+            raise ValueError(f"update must be one of {', '.join(UPDATES)}")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}")
+        if self.likelihood not in LIKELIHOODS:
+            raise ValueError(f"likelihood must be one of {', '.join(LIKELIHOODS)}")
+        if min(self.slots, self.iterations, self.latent, self.decoder_width, self.decoder_layers,
+               self.refine_width, self.refine_hidden) < 1 or self.refine_layers < 0:
+            raise ValueError("slots, iterations, latent and the widths must be positive")
+        if self.sigma <= 0 or self.logistic_scale <= 0:
+            raise ValueError("sigma and logistic_scale must be positive")
+
+
+def coordinate_grid(height: int, width: int, device=None) -> torch.Tensor:
+    """(2, H, W) x and y in [−1, 1]: what the broadcast decoder and the refinement network see of position."""
+    ys = torch.linspace(-1, 1, height, device=device)
+    xs = torch.linspace(-1, 1, width, device=device)
+    grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
+    return torch.stack([grid_x, grid_y])
+
+
+class BroadcastDecoder(nn.Module):
+    """Spatial broadcast decoder (Watters et al. 2019): z tiled over the image plus coordinates, then
+    same-size convs; outputs per-slot means (C channels) and a mask logit."""
+
+    def __init__(self, config: Config, channels: int, height: int, width: int):
+        super().__init__()
+        act = ACTIVATIONS[config.activation]
+        layers, c_in = [], config.latent + 2
+        for _ in range(config.decoder_layers):
+            layers += [nn.Conv2d(c_in, config.decoder_width, 3, padding=1), act()]
+            c_in = config.decoder_width
+        self.net = nn.Sequential(*layers, nn.Conv2d(c_in, channels + 1, 1))
+        self.register_buffer("grid", coordinate_grid(height, width), persistent=False)
+
+    def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """z (N, latent) -> means (N, C, H, W), mask logits (N, H, W)."""
+        n, (_, height, width) = z.shape[0], self.grid.shape
+        tiled = torch.cat([z[:, :, None, None].expand(-1, -1, height, width), self.grid.expand(n, -1, -1, -1)], 1)
+        out = self.net(tiled)
+        return out[:, :-1], out[:, -1]
+
+
+class RefinementNetwork(nn.Module):
+    """Spatial inputs -> stride-2 convs -> MLP; with the vector inputs -> LSTM -> the update of λ."""
+
+    def __init__(self, config: Config, spatial_channels: int, vector_size: int, height: int, width: int):
+        super().__init__()
+        act = ACTIVATIONS[config.activation]
+        layers, c_in, h, w = [], spatial_channels, height, width
+        for _ in range(config.refine_layers if spatial_channels else 0):
+            layers += [nn.Conv2d(c_in, config.refine_width, 3, stride=2, padding=1), act()]
+            c_in, h, w = config.refine_width, (h + 1) // 2, (w + 1) // 2
+        self.convs = nn.Sequential(*layers)
+        self.mlp = nn.Sequential(nn.Flatten(), nn.Linear(c_in * h * w, config.refine_hidden), act()) \
+            if spatial_channels else None
+        core_in = (config.refine_hidden if spatial_channels else 0) + vector_size
+        self.core = nn.LSTMCell(core_in, config.refine_hidden)
+        outputs = 2 * config.latent * (2 if config.update == "gated" else 1)
+        self.head = nn.Linear(config.refine_hidden, outputs)
+
+    def forward(self, spatial, vector, state):
+        parts = [] if self.mlp is None else [self.mlp(self.convs(spatial))]
+        if vector is not None:
+            parts.append(vector)
+        hidden, cell = self.core(torch.cat(parts, 1), state)
+        return self.head(hidden), (hidden, cell)
+
+
+def _layer_norm(x: torch.Tensor) -> torch.Tensor:
+    """Normalise each slot's input over all its non-batch dimensions (no learned scale, as the release)."""
+    return F.layer_norm(x, x.shape[1:])
+
+
+def pixel_log_likelihood(image: torch.Tensor, means: torch.Tensor, config: Config) -> torch.Tensor:
+    """log p(x | slot k) per pixel, summed over channels. image (B, 1, C, H, W), means (B, K, C, H, W)."""
+    if config.likelihood == "gaussian":
+        sigma = config.sigma
+        per_channel = -0.5 * ((image - means) / sigma) ** 2 - math.log(sigma) - 0.5 * math.log(2 * math.pi)
+    else:
+        scale = config.logistic_scale
+        u = (image - means) / scale
+        per_channel = -u - math.log(scale) - 2 * F.softplus(-u)
+    return per_channel.sum(2)  # (B, K, H, W)
+
+
+def gaussian_kl(mu: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """KL(N(μ, σ²) ‖ N(0, 1)) per element."""
+    return 0.5 * (mu ** 2 + sigma ** 2 - 1) - torch.log(sigma)
+
+
+class Model(nn.Module):
+    def __init__(self, config: Config, info):
+        super().__init__()
+        self.config = config
+        c = info.channels
+        sizes = {name: (c if size == "C" else size) for name, size in SPATIAL_INPUTS.items()}
+        self.spatial = [name for name in SPATIAL_INPUTS if name in config.inputs]
+        self.vector = [name for name in VECTOR_INPUTS if name in config.inputs]
+        self.decoder = BroadcastDecoder(config, c, info.height, info.width)
+        self.refine = RefinementNetwork(config, sum(sizes[n] for n in self.spatial),
+                                        2 * config.latent * len(self.vector), info.height, info.width)
+        self.initial = nn.Parameter(torch.cat([torch.zeros(config.latent),
+                                               torch.full((config.latent,), SIGMA_SHIFT)]))
+
+    def _decode(self, lam: torch.Tensor, image: torch.Tensor, generator: torch.Generator | None = None) -> dict:
+        """One decoding of posterior λ (B, K, 2L): means, masks, the loss terms per image. Noise comes from
+        `generator` when given (evaluation), else from torch's stream (training)."""
+        config, (batch, slots, _) = self.config, lam.shape
+        mu, raw_sigma = lam.chunk(2, -1)
+        sigma = F.softplus(raw_sigma) + 1e-4
+        noise = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+        z = mu + sigma * noise
+        means, logits = self.decoder(z.reshape(batch * slots, -1))
+        means = means.view(batch, slots, *means.shape[1:])  # (B, K, C, H, W)
+        logits = logits.view(batch, slots, *logits.shape[1:])  # (B, K, H, W)
+        masks = torch.softmax(logits, 1)
+        log_p = pixel_log_likelihood(image[:, None], means, config)  # (B, K, H, W)
+        log_joint = torch.log(masks.clamp(min=1e-12)) + log_p
+        nll = -torch.logsumexp(log_joint, 1).flatten(1).sum(1)  # (B,)
+        kl = gaussian_kl(mu, sigma).flatten(1).sum(1)
+        return {"means": means, "logits": logits, "masks": masks, "log_p": log_p, "log_joint": log_joint,
+                "nll": nll, "kl": kl, "loss": nll + config.kl_weight * kl}
+
+    def _inputs(self, image, lam, decoded, grads) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """The refinement inputs the config switches on, per slot: (B·K, channels, H, W) and (B·K, size)."""
+        batch, slots, channels, height, width = decoded["means"].shape
+        norm = _layer_norm if self.config.layer_norm else (lambda x: x)
+
+        def spatial(name):
+            if name == "image":
+                return image[:, None].expand(-1, slots, -1, -1, -1).reshape(batch * slots, channels, height, width)
+            if name == "means":
+                return decoded["means"].flatten(0, 1)
+            if name == "mask":
+                return decoded["masks"].flatten(0, 1)[:, None]
+            if name == "mask_logits":
+                return decoded["logits"].flatten(0, 1)[:, None]
+            if name == "grad_means":
+                return grads["means"].flatten(0, 1)
+            if name == "grad_mask":
+                return grads["masks"].flatten(0, 1)[:, None]
+            if name == "likelihood":
+                return decoded["log_p"].detach().flatten(0, 1)[:, None]
+            if name == "leave_one_out":
+                return _leave_one_out(decoded["log_joint"].detach(), decoded["masks"].detach()).flatten(0, 1)[:, None]
+            return self.decoder.grid.expand(batch * slots, -1, -1, -1)  # coordinates
+
+        def vector(name):
+            return (lam if name == "posterior" else grads["lam"]).flatten(0, 1)
+
+        maps = [norm(spatial(n)) if n in NORMALISED else spatial(n) for n in self.spatial]
+        vecs = [norm(vector(n)) if n in NORMALISED else vector(n) for n in self.vector]
+        return (torch.cat(maps, 1) if maps else None), (torch.cat(vecs, 1) if vecs else None)
+
+    def forward(self, batch: dict) -> dict:
+        image = batch["image"]  # (B, C, H, W) in [0, 1]
+        config, b = self.config, image.shape[0]
+        lam = self.initial.expand(b, config.slots, -1)
+        state = None
+        generator = None if self.training else torch.Generator(image.device).manual_seed(0)
+        losses, segmentations, errors = [], [], []
+        with torch.enable_grad():  # the refinement inputs need ∇L also when evaluating under no_grad
+            for t in range(config.iterations):
+                if not self.training:
+                    lam = lam.detach().requires_grad_()  # evaluation: no graph across iterations
+                decoded = self._decode(lam, image, generator)
+                losses.append(decoded["loss"])
+                reconstruction = (decoded["masks"][:, :, None] * decoded["means"]).sum(1)
+                segmentations.append(decoded["masks"].detach().argmax(1))
+                errors.append(metrics.squared_error_per_image(reconstruction.detach(), image) / image[0].numel())
+                if t == config.iterations - 1:
+                    break
+                wanted = [lam, decoded["means"], decoded["masks"]]
+                g_lam, g_means, g_masks = torch.autograd.grad(decoded["loss"].sum(), wanted, retain_graph=True)
+                grads = {"lam": g_lam, "means": g_means, "masks": g_masks}
+                spatial, vector = self._inputs(image, lam, decoded, grads)
+                update, state = self.refine(spatial, vector, state)
+                update = update.view(b, config.slots, -1)
+                if config.update == "gated":
+                    candidate, gate = update.chunk(2, -1)
+                    gate = torch.sigmoid(gate)
+                    lam = gate * lam + (1 - gate) * candidate
+                else:
+                    lam = lam + update
+        if not self.training:
+            lam = lam.detach()
+        return {"losses": torch.stack(losses), "nll": decoded["nll"], "kl": decoded["kl"],
+                "means": decoded["means"], "masks": decoded["masks"], "reconstruction": reconstruction,
+                "posterior": lam, "segmentations": torch.stack(segmentations, 1), "mse": torch.stack(errors, 1)}
+
+    def decode_latents(self, z: torch.Tensor) -> dict:
+        """Decode given slot latents (B, K, L) without inference: the traversal figures."""
+        batch, slots, _ = z.shape
+        means, logits = self.decoder(z.reshape(batch * slots, -1))
+        means = means.view(batch, slots, *means.shape[1:])
+        masks = torch.softmax(logits.view(batch, slots, *logits.shape[1:]), 1)
+        return {"means": means, "masks": masks, "reconstruction": (masks[:, :, None] * means).sum(1)}
+
+
+def _leave_one_out(log_joint: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    """log p(x | every slot but k), per pixel: the other slots' mixture renormalised. (B, K, H, W)."""
+    slots = log_joint.shape[1]
+    others = log_joint[:, None].expand(-1, slots, -1, -1, -1).clone()  # [b, k, j]: slot j's term, for slot k
+    others[:, torch.arange(slots), torch.arange(slots)] = float("-inf")
+    return torch.logsumexp(others, 2) - torch.log((1 - masks).clamp(min=1e-12))
+
+
+def loss(outputs: dict, batch: dict, config: Config) -> dict:
+    """Σ_t (t/T)·L_t, averaged over images and divided by the pixels, so the learning rate does not depend
+    on the image size; the logged nll and kl are the last iteration's, per image."""
+    iterations = outputs["losses"].shape[0]
+    weights = torch.arange(1, iterations + 1, dtype=outputs["losses"].dtype, device=outputs["losses"].device)
+    pixels = batch["image"][0, 0].numel()
+    total = (weights[:, None] / iterations * outputs["losses"]).sum(0).mean() / pixels
+    return {"loss": total, "nll": outputs["nll"].mean(), "kl": outputs["kl"].mean(),
+            "mse": outputs["mse"][:, -1].mean()}
+
+
+def color_kmeans(image: torch.Tensor, k: int, seed: int = 0) -> torch.Tensor:
+    """The baseline: per image, k-means with k clusters on pixel colours alone. (B, C, H, W) -> (B, H, W)."""
+    batch, channels, height, width = image.shape
+    points = image.permute(0, 2, 3, 1).reshape(batch, height * width, channels)
+    valid = torch.ones(batch, height * width, dtype=torch.bool, device=image.device)
+    generator = torch.Generator(device=image.device).manual_seed(seed)
+    labels = clustering.batched_kmeans(points, torch.full((batch,), k, device=image.device), valid, 30, 3, generator)
+    return labels.view(batch, height, width)
+
+
+def evaluate(model: Model, batch: dict, config: Config) -> dict:
+    """ARI with and without background, and MSE, after each iteration (…_t1, …_t2, …); the final
+    iteration's without suffix; and the colour k-means baseline with as many clusters as slots."""
+    outputs = model(batch)
+    mask = batch["mask"]
+    result = {}
+    for t in range(config.iterations):
+        scores = metrics.segmentation_ari(mask, outputs["segmentations"][:, t])
+        result[f"ari_fg_t{t + 1}"], result[f"ari_t{t + 1}"] = scores["ari_fg"], scores["ari"]
+        result[f"mse_t{t + 1}"] = outputs["mse"][:, t]
+    last = config.iterations
+    result.update(ari_fg=result[f"ari_fg_t{last}"], ari=result[f"ari_t{last}"], mse=result[f"mse_t{last}"])
+    baseline = metrics.segmentation_ari(mask, color_kmeans(batch["image"], config.slots))
+    result.update(baseline_ari_fg=baseline["ari_fg"], baseline_ari=baseline["ari"])
+    return result
