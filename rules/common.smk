@@ -6,7 +6,7 @@ from structae import paths
 from structae.config import NOT_TRAINING, validate_config
 from structae.data.datasets import raw_path, sources_of
 from structae.errors import UserError
-from structae.figures import MODEL_FIGURES, figures_of_model
+from structae.figures import figure_file, figure_names, figures_of_model
 
 try:
     validate_config(config, source=" + ".join(map(str, workflow.configfiles)) or "config")
@@ -14,7 +14,10 @@ except UserError as err:
     sys.exit(f"structae: error: {err}")
 
 PAPERS = ["cae", "iodine", "maganet", "swwae"]
-PAPER_FIGURES = {"iodine": ["iterations"]}  # figures drawn from all of a paper's experiments  # "engine" experiments (the tiny model) reach only `all`
+# Figures drawn from several of a paper's experiments.
+PAPER_FIGURES = {"iodine": ["iterations"], "maganet": ["recombination", "umap_shape", "umap_posX", "umap_posY",
+                                                       "umap_scale", "umap_orientation"],
+                 "swwae": ["reconstructions", "error_vs_labels"]}  # "engine" experiments (the tiny model) reach only `all`
 DATASETS = config["datasets"]
 SPLITS = config["splits"]
 EXPERIMENTS = config["experiments"]
@@ -28,7 +31,7 @@ def _choice(names):
 GENERATED = _choice(d for d, spec in DATASETS.items() if not sources_of(spec))
 CONVERTED = _choice(d for d, spec in DATASETS.items() if sources_of(spec))
 EXPERIMENT = _choice(EXPERIMENTS)
-MODEL_FIGURE = _choice(MODEL_FIGURES)
+MODEL_FIGURE = _choice(figure_names())
 TABLE = _choice({exp["paper"] for exp in EXPERIMENTS.values()})
 
 
@@ -82,8 +85,13 @@ def experiment_inputs(wildcards):
 
 def evaluate_inputs(wildcards):
     data = paths.experiment_data(config, wildcards.experiment)
-    return {"data": data.test, "split": [data.split] if data.split else [],
-            "checkpoints": checkpoints_of(wildcards.experiment)}
+    other = EXPERIMENTS[wildcards.experiment]["evaluate"]["compare_with"]
+    return {"data": data.test, "split": [data.test_split] if data.test_split else [],
+            "checkpoints": checkpoints_of(wildcards.experiment), "reference": checkpoints_of(other) if other else []}
+
+
+def reference_option(wildcards, input):
+    return f"--reference-checkpoints {' '.join(input.reference)}" if input.reference else ""
 
 
 def split_option(wildcards, input):
@@ -110,8 +118,8 @@ def train_logs_of(wildcards):
 def model_figures(paper):
     """Figures made from one model each (structae.figures.MODEL_FIGURES): {figure}_{experiment}.png, and the
     paper's figures made from all its experiments."""
-    per_model = [paths.figure(paper, f"{figure}_{name}") for name in experiments_of(paper)
-                 for figure in figures_of_model(EXPERIMENTS[name]["model"])]
+    per_model = [f"results/figures/{paper}/" + figure_file(figure).format(experiment=name)
+                 for name in experiments_of(paper) for figure in figures_of_model(EXPERIMENTS[name]["model"])]
     return per_model + [paths.figure(paper, name) for name in PAPER_FIGURES.get(paper, [])]
 
 
@@ -123,11 +131,15 @@ def result_targets(paper):
             paths.figure(paper, "training_curves")] + model_figures(paper)
 
 
+def experiment_model(wildcards):
+    return EXPERIMENTS[wildcards.experiment]["model"]
+
+
 def figure_inputs(wildcards):
     """The first seed's checkpoint and the test images of the experiment a figure shows."""
     data = paths.experiment_data(config, wildcards.experiment)
     return {"model": checkpoints_of(wildcards.experiment)[0], "data": data.test,
-            "split": [data.split] if data.split else []}
+            "split": [data.test_split] if data.test_split else []}
 
 
 def raw_inputs(wildcards):
@@ -184,3 +196,41 @@ def all_targets():
 
 def processed_first(wildcards):
     return processed(wildcards.dataset)
+
+
+def scored_on_own_split(name):
+    settings = EXPERIMENTS[name]["evaluate"]
+    return settings["split"] in (None, EXPERIMENTS[name].get("split"))
+
+
+def umap_experiments(wildcards=None):
+    """MAGANet-paper experiments whose latents the UMAP figures show side by side: those scored on their
+    own split (the to_element runs of MAGANet and the VAE)."""
+    return [name for name in experiments_of("maganet") if scored_on_own_split(name)]
+
+
+def embedding_inputs(wildcards):
+    """An experiment's first checkpoint and its training rows (the UMAP embeds training images)."""
+    data = paths.experiment_data(config, wildcards.experiment)
+    return {"model": checkpoints_of(wildcards.experiment)[0], "data": data.train,
+            "split": [data.split] if data.split else []}
+
+
+def recombination_inputs(wildcards):
+    """Every MAGANet-paper experiment's first checkpoint, and the test rows they are all scored on."""
+    names = experiments_of("maganet")
+    data = paths.experiment_data(config, names[0])
+    return {"models": [checkpoints_of(name)[0] for name in names], "data": data.test,
+            "split": [data.test_split] if data.test_split else []}
+
+
+def swwae_reconstruction_experiments(wildcards=None):
+    """The first SWWAE experiment that reconstructs (λ_rec > 0) with hard pooling, and its soft twin."""
+    chosen = []
+    for pooling in ("hard", "soft"):
+        for name in experiments_of("swwae"):
+            settings = EXPERIMENTS[name]["model_config"]
+            if settings.get("pooling", "hard") == pooling and settings.get("lambda_rec", 1.0) > 0:
+                chosen.append(name)
+                break
+    return chosen

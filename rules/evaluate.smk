@@ -15,6 +15,7 @@ rule evaluate:
     params:
         spec=experiment_spec,
         split=split_option,
+        reference=reference_option,
     log:
         "logs/evaluate/{experiment}.log",
     benchmark:
@@ -23,7 +24,7 @@ rule evaluate:
         "../envs/structae.yaml"
     shell:
         "structae evaluate --experiment {wildcards.experiment} --spec {params.spec:q} --data {input.data} "
-        "{params.split} --checkpoints {input.checkpoints} --out {output} > {log} 2>&1"
+        "{params.split} --checkpoints {input.checkpoints} {params.reference} --out {output} > {log} 2>&1"
 
 
 rule table_metrics:

@@ -42,6 +42,17 @@ def save_model(path: str | Path, model_name: str, experiment: str, seed: int, st
                  "state_dict": model.state_dict()}, path)
 
 
+def read_model_name(path: str | Path) -> str:
+    """The registered model a checkpoint holds (figures shared by several models ask it)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"checkpoint {path} is missing; run `snakemake {path}` to train it")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)["model"]
+    except Exception:
+        raise UserError(f"{path} is not a readable structae checkpoint; delete it and retrain") from None
+
+
 def load_model(path: str | Path, expected_model: str,
                device: str | torch.device = "cpu") -> tuple[ModuleType, torch.nn.Module, object]:
     """(model module, model in eval mode, its config) from a checkpoint of model `expected_model`."""

@@ -95,9 +95,15 @@ def cmd_evaluate(args) -> None:
     if len(files) != len(entry["seeds"]):
         raise UserError(f"{len(files)} checkpoints for the {len(entry['seeds'])} seeds {entry['seeds']}; "
                         "pass one per seed, in order")
+    other = entry["evaluate"]["compare_with"]
+    references = args.reference_checkpoints or ([paths.checkpoint(other, seed) for seed in entry["seeds"]]
+                                                if other else [])
+    if references and len(references) != len(files):
+        raise UserError(f"{len(references)} reference checkpoints for {len(files)} checkpoints; pass one per seed")
     out = args.out or paths.metrics(args.experiment)
     result = evaluate(args.experiment, entry, dict(zip(entry["seeds"], files, strict=True)),
-                      _experiment_data(args, args.experiment), out)
+                      _experiment_data(args, args.experiment), out,
+                      dict(zip(entry["seeds"], references, strict=True)) if references else None)
     for seed, values in result["seeds"].items():
         print(f"{out}: seed {seed}: " + ", ".join(f"{k} {v:.4g}" for k, v in values.items()))
 
@@ -117,9 +123,12 @@ def cmd_figure_curves(args) -> None:
 
 
 def cmd_figure_model(args) -> None:
-    from structae.figures import model_figure
+    from structae.figures import MODEL_FIGURES, model_figure
 
-    model_figure(args.figure_name)(args.checkpoint, args.data, args.split_index, args.out, args.title)
+    if args.figure_name not in MODEL_FIGURES.get(args.model, {}):
+        raise UserError(f"model '{args.model}' has no figure '{args.figure_name}'; it has: "
+                        f"{', '.join(MODEL_FIGURES.get(args.model, {})) or 'none'}")
+    model_figure(args.model, args.figure_name)(args.checkpoint, args.data, args.split_index, args.out, args.title)
     print(f"{args.out}: written")
 
 
@@ -127,6 +136,49 @@ def cmd_figure_iterations(args) -> None:
     from structae.figures.iodine import iteration_figure
 
     iteration_figure(args.metrics, args.out, args.title)
+    print(f"{args.out}: written")
+
+
+def cmd_embed(args) -> None:
+    from structae.figures.maganet import umap_embedding
+
+    umap_embedding(args.checkpoint, args.data, args.split_index, args.out)
+    print(f"{args.out}: written")
+
+
+def _same_length(names: list, labels: list) -> None:
+    if len(names) != len(labels):
+        raise UserError(f"{len(names)} files but {len(labels)} labels; pass one label per file")
+
+
+def cmd_figure_umap(args) -> None:
+    from structae.figures.maganet import umap_figure
+
+    _same_length(args.embeddings, args.labels)
+    umap_figure(args.embeddings, args.labels, args.factor, args.out)
+    print(f"{args.out}: written")
+
+
+def cmd_figure_recombination(args) -> None:
+    from structae.figures.maganet import recombination_figure
+
+    _same_length(args.checkpoints, args.labels)
+    recombination_figure(args.checkpoints, args.labels, args.data, args.split_index, args.out, args.title)
+    print(f"{args.out}: written")
+
+
+def cmd_figure_reconstructions(args) -> None:
+    from structae.figures.swwae import reconstruction_figure
+
+    _same_length(args.checkpoints, args.labels)
+    reconstruction_figure(args.checkpoints, args.labels, args.data, args.out)
+    print(f"{args.out}: written")
+
+
+def cmd_figure_errors(args) -> None:
+    from structae.figures.swwae import error_figure
+
+    error_figure(args.metrics, args.out)
     print(f"{args.out}: written")
 
 
@@ -199,6 +251,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = verbs.add_parser("evaluate", help="score an experiment's checkpoints on its test images")
     evaluate.add_argument("--experiment", required=True)
     evaluate.add_argument("--checkpoints", nargs="+", help="one model file per seed, in the order of seeds")
+    evaluate.add_argument("--reference-checkpoints", nargs="+",
+                          help="evaluate.compare_with's model files, one per seed (default: from the config)")
     evaluate.add_argument("--out", help="the metrics JSON (default: results/metrics/EXPERIMENT.json)")
     _add_data_options(evaluate)
     _add_entry_options(evaluate)
@@ -209,6 +263,12 @@ def build_parser() -> argparse.ArgumentParser:
     table.add_argument("--out", required=True, help="the CSV")
     table.add_argument("--markdown", required=True, help="the markdown summary")
     table.set_defaults(run=cmd_table)
+
+    embed = verbs.add_parser("embed", help="UMAP (3 components) of a MAGANet or VAE model's latents")
+    embed.add_argument("--checkpoint", required=True)
+    _add_data_options(embed)
+    embed.add_argument("--out", required=True, help="an .npz with the embedding and the dSprites factors")
+    embed.set_defaults(run=cmd_embed)
 
     share = verbs.add_parser("share", help="push or pull datasets and checkpoints through DVC (with provenance)")
     share.add_argument("action", choices=["push", "pull"])
@@ -222,11 +282,10 @@ def build_parser() -> argparse.ArgumentParser:
     curves.add_argument("--out", required=True)
     curves.add_argument("--title", default="training curves")
     curves.set_defaults(run=cmd_figure_curves)
-    from structae.figures import MODEL_FIGURES
-
     model = figure.add_parser("model", help="a figure of one trained model on its test images")
-    model.add_argument("--figure", dest="figure_name", required=True, choices=sorted(MODEL_FIGURES),
-                       help="phase (CAE), slots and traversal (IODINE), ...")
+    model.add_argument("--model", required=True, help="the checkpoint's model (cae, iodine, maganet, ...)")
+    model.add_argument("--figure", dest="figure_name", required=True,
+                       help="one of the model's figures in structae.figures.MODEL_FIGURES")
     model.add_argument("--checkpoint", required=True, help="a trained model.pt of the figure's model")
     model.add_argument("--data", required=True, help="the processed split with the test images")
     model.add_argument("--split-index", help="a recombination split's index file")
@@ -238,6 +297,30 @@ def build_parser() -> argparse.ArgumentParser:
     iterations.add_argument("--out", required=True)
     iterations.add_argument("--title", default="IODINE")
     iterations.set_defaults(run=cmd_figure_iterations)
+    umap = figure.add_parser("umap", help="MAGANet: UMAP embeddings side by side, coloured by a factor")
+    umap.add_argument("--embeddings", nargs="+", required=True, help=".npz files of `structae embed`")
+    umap.add_argument("--labels", nargs="+", required=True, help="one title per embedding")
+    umap.add_argument("--factor", required=True, choices=["shape", "posX", "posY", "scale", "orientation"])
+    umap.add_argument("--out", required=True)
+    umap.set_defaults(run=cmd_figure_umap)
+    recombination = figure.add_parser("recombination", help="MAGANet: pivot, target and each model's output")
+    recombination.add_argument("--checkpoints", nargs="+", required=True)
+    recombination.add_argument("--labels", nargs="+", required=True, help="one column title per checkpoint")
+    recombination.add_argument("--data", required=True)
+    recombination.add_argument("--split-index", required=True, help="the split whose test rows are shown")
+    recombination.add_argument("--out", required=True)
+    recombination.add_argument("--title", default="recombination: held-out factor combinations")
+    recombination.set_defaults(run=cmd_figure_recombination)
+    reconstructions = figure.add_parser("reconstructions", help="SWWAE: input and each model's reconstruction")
+    reconstructions.add_argument("--checkpoints", nargs="+", required=True)
+    reconstructions.add_argument("--labels", nargs="+", required=True, help="one row title per checkpoint")
+    reconstructions.add_argument("--data", required=True, help="the processed test split")
+    reconstructions.add_argument("--out", required=True)
+    reconstructions.set_defaults(run=cmd_figure_reconstructions)
+    errors = figure.add_parser("errors", help="SWWAE: test error against the number of labels")
+    errors.add_argument("--metrics", nargs="+", required=True, help="metrics JSON files of SWWAE experiments")
+    errors.add_argument("--out", required=True)
+    errors.set_defaults(run=cmd_figure_errors)
     return parser
 
 

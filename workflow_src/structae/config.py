@@ -122,6 +122,25 @@ def _check_references(config: dict, source: str) -> None:
         if exp["model"] not in models.names():
             raise UserError(f"{source}: experiments.{name}.model: '{exp['model']}' is not registered; "
                             f"choose one of: {', '.join(models.names())}")
+        _check_evaluation(source, name, exp, config["experiments"], splits)
+
+
+def _check_evaluation(source: str, name: str, exp: dict, experiments: dict, splits: dict) -> None:
+    """An evaluation split must be a split of the experiment's dataset, and a compared experiment must train
+    the same model on the same dataset with the same seeds (its checkpoints are matched seed by seed)."""
+    settings = exp.get("evaluate", {})
+    split, other = settings.get("split"), settings.get("compare_with")
+    if split is not None and splits.get(split, {}).get("dataset") != exp["dataset"]:
+        raise UserError(f"{source}: experiments.{name}.evaluate.split: '{split}' is not a split of "
+                        f"'{exp['dataset']}'; name one under splits: or set it to null")
+    if other is None:
+        return
+    if other not in experiments or other == name:
+        raise UserError(f"{source}: experiments.{name}.evaluate.compare_with: '{other}' is not another experiment")
+    mismatch = [key for key in ("model", "dataset", "seeds") if experiments[other].get(key) != exp.get(key)]
+    if mismatch:
+        raise UserError(f"{source}: experiments.{name}.evaluate.compare_with: '{other}' differs in "
+                        f"{', '.join(mismatch)}; compare experiments of one model, dataset and seed list")
 
 
 def merge(base: dict, override: Mapping) -> dict:

@@ -15,8 +15,9 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from structae import checkpoint, files
+from structae import checkpoint, files, metrics
 from structae.data import loader
+from structae.errors import UserError
 from structae.paths import ExperimentData
 
 
@@ -26,12 +27,17 @@ def image_count(images: loader.ImageSet, settings: dict) -> int:
 
 
 def evaluate_checkpoint(path: str | Path, model_name: str, images: loader.ImageSet, settings: dict,
-                        device: torch.device | str = "cpu") -> dict[str, float]:
+                        device: torch.device | str = "cpu", reference: str | Path | None = None) -> dict[str, float]:
     """Mean of each per-image metric over the first `max_images` (0 = all) images of `images`.
 
     A NaN marks a metric that is undefined for that image (a phase gap with one object); such images are
-    left out of that metric's mean."""
+    left out of that metric's mean. With a `reference` checkpoint of the same model, bce_to_diff is the BCE
+    of this model's reconstruction against the reference model's (the model module's `reconstruct`)."""
     module, model, config = checkpoint.load_model(path, model_name, device)
+    if reference is not None:
+        if not hasattr(module, "reconstruct"):
+            raise UserError(f"model '{model_name}' has no reconstruct(); evaluate.compare_with needs one")
+        _, reference_model, _ = checkpoint.load_model(reference, model_name, device)
     count = image_count(images, settings)
     totals: dict[str, float] = {}
     counts: dict[str, int] = {}
@@ -39,7 +45,11 @@ def evaluate_checkpoint(path: str | Path, model_name: str, images: loader.ImageS
         for start in tqdm(range(0, count, settings["batch_size"]), desc=f"evaluate {Path(path).parent.name}",
                           mininterval=30.0, leave=False):
             rows = torch.arange(start, min(start + settings["batch_size"], count))
-            per_image = module.evaluate(model, images.batch(rows, device), config)
+            batch = images.batch(rows, device)
+            per_image = module.evaluate(model, batch, config)
+            if reference is not None:
+                target = module.reconstruct(reference_model, batch)
+                per_image["bce_to_diff"] = metrics.bce_per_image(module.reconstruct(model, batch), target)
             for key, values in per_image.items():
                 defined = ~torch.isnan(values)
                 totals[key] = totals.get(key, 0.0) + values[defined].double().sum().item()
@@ -48,15 +58,17 @@ def evaluate_checkpoint(path: str | Path, model_name: str, images: loader.ImageS
 
 
 def evaluate(name: str, entry: dict, checkpoints: dict[int, str | Path], data: ExperimentData,
-             out: str | Path) -> dict:
-    """Evaluate each seed's checkpoint of experiment `name` on its test images; write `out` atomically."""
+             out: str | Path, references: dict[int, str | Path] | None = None) -> dict:
+    """Evaluate each seed's checkpoint of experiment `name` on its test images (against the same seed's
+    checkpoint in `references`, when given); write `out` atomically."""
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    images = loader.load(data.test, data.split, "test")
+    images = loader.load(data.test, data.test_split, "test")
     settings = entry["evaluate"]
-    seeds = {str(seed): evaluate_checkpoint(path, entry["model"], images, settings, device)
+    references = references or {}
+    seeds = {str(seed): evaluate_checkpoint(path, entry["model"], images, settings, device, references.get(seed))
              for seed, path in checkpoints.items()}
     result = {"experiment": name, "paper": entry["paper"], "model": entry["model"], "dataset": entry["dataset"],
               "split": entry.get("split"), "n_images": image_count(images, settings),
-              "reported": entry.get("reported", {}), "seeds": seeds}
+              "model_config": entry["model_config"], "reported": entry.get("reported", {}), "seeds": seeds}
     files.write_text(out, json.dumps(result, indent=2) + "\n")
     return result

@@ -93,6 +93,16 @@ def segmentation_ari(true_mask: torch.Tensor, pred_mask: torch.Tensor,
     return {"ari": ari_from_contingency(table), "ari_fg": ari_from_contingency(table[:, BACKGROUND + 1:])}
 
 
+PROBABILITY_FLOOR = 1e-3  # one confidently wrong pixel costs at most −log(1e-3) = 6.9 nats
+
+
+def as_probabilities(reconstruction: torch.Tensor) -> torch.Tensor:
+    """A reconstruction as Bernoulli pixel probabilities for the reported BCE: clamped to [floor, 1 − floor],
+    so that a model whose output can reach exactly 0 or 1 (MAGANet's flow) and one whose output cannot (a
+    sigmoid) are scored alike."""
+    return reconstruction.clamp(PROBABILITY_FLOOR, 1 - PROBABILITY_FLOOR)
+
+
 def bce_per_image(probabilities: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Binary cross-entropy summed over each image's pixels and channels (nats).
 

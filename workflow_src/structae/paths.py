@@ -51,12 +51,18 @@ class ExperimentData:
 
     Without a recombination split it trains on the dataset's `train` split file and evaluates on its
     `test` one; with a split, both come from the dataset's first split file, restricted to the rows
-    the split's index file lists.
+    the split's index file lists. `test_split` selects the evaluation rows: the split's own test rows,
+    or those of the split named by the experiment's `evaluate.split`.
     """
 
     train: str
     test: str
     split: str | None = None
+    test_split: str | None = None
+
+    def __post_init__(self):
+        if self.test_split is None and self.split is not None:
+            object.__setattr__(self, "test_split", self.split)
 
 
 def experiment_data(config: dict, name: str) -> ExperimentData:
@@ -64,5 +70,6 @@ def experiment_data(config: dict, name: str) -> ExperimentData:
     dataset = entry["dataset"]
     if entry.get("split"):
         source = processed(dataset, next(iter(config["datasets"][dataset]["sizes"])))
-        return ExperimentData(source, source, split_index(dataset, entry["split"]))
+        scored = entry.get("evaluate", {}).get("split") or entry["split"]
+        return ExperimentData(source, source, split_index(dataset, entry["split"]), split_index(dataset, scored))
     return ExperimentData(processed(dataset, "train"), processed(dataset, "test"))

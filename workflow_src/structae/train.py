@@ -211,6 +211,9 @@ def fit(name: str, entry: dict, seed: int, images: loader.ImageSet, run: Run,
               f"{ctx.device.type}, global batch {settings['batch_size']}", file=sys.stderr)
 
     wrapped = DistributedDataParallel(model) if ctx.enabled else model
+    # A model may choose its batches (SWWAE oversamples its labelled rows), as a function of (seed, step).
+    sampler = (lambda n, size, seed_, step_: module.step_rows(n, size, seed_, step_, config)) \
+        if hasattr(module, "step_rows") else loader.step_rows
     use_amp = settings["amp"] and ctx.device.type == "cuda"
     steps, batch_size, per_process = settings["steps"], settings["batch_size"], settings["batch_size"] // ctx.world
     progress = tqdm(total=steps, initial=start, desc=f"{name} seed {seed}", disable=not ctx.main,
@@ -220,7 +223,7 @@ def fit(name: str, entry: dict, seed: int, images: loader.ImageSet, run: Run,
     with StopRequest().installed() as stop:
         model.train()
         for step in range(start, steps):
-            rows = loader.step_rows(len(images), batch_size, seed, step)
+            rows = sampler(len(images), batch_size, seed, step)
             batch = images.batch(rows[ctx.rank * per_process:(ctx.rank + 1) * per_process], ctx.device)
             with torch.autocast("cuda", dtype=torch.bfloat16) if use_amp else nullcontext():
                 terms = module.loss(wrapped(batch), batch, config)

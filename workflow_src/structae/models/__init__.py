@@ -7,6 +7,10 @@ A model module defines, by these names:
     loss        loss(outputs, batch, config) -> dict of scalar tensors; "loss" is what is minimised,
                 the other entries are logged terms
     evaluate    evaluate(model, batch, config) -> dict of (B,) tensors, one metric value per image
+and may define
+    step_rows   step_rows(n, batch_size, seed, step, config) -> rows of the training batch at `step`
+                (default: loader.step_rows); must depend on (seed, step) alone, for exact resumes
+    reconstruct reconstruct(model, batch) -> pixel probabilities (B, C, H, W), for evaluate.compare_with
 
 Adding a model is adding its file here and an experiment that names it in config.yaml.
 """

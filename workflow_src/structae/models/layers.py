@@ -1,0 +1,36 @@
+"""Building blocks shared by several models (not a model: see models.PARTS)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class GaussianEncoder(nn.Module):
+    """Stride-2 4×4 convs with ReLU, then an MLP giving the mean and log-variance of q(z | x).
+
+    MAGANet and its VAE baseline share this encoder (Hwang et al. 2023 use one for both)."""
+
+    def __init__(self, channels: int, height: int, width: int, latent: int, conv: tuple[int, ...], hidden: int):
+        super().__init__()
+        layers, c_in = [], channels
+        for c_out in conv:
+            layers += [nn.Conv2d(c_in, c_out, 4, stride=2, padding=1), nn.ReLU()]
+            c_in = c_out
+        self.convs = nn.Sequential(*layers)
+        flat = c_in * (height >> len(conv)) * (width >> len(conv))
+        self.mlp = nn.Sequential(nn.Flatten(), nn.Linear(flat, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
+                                 nn.Linear(hidden, 2 * latent))
+
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, C, H, W) -> mean, log-variance, each (B, latent)."""
+        return self.mlp(self.convs(image)).chunk(2, -1)
+
+
+def gaussian_kl(mean: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
+    """KL(N(mean, exp(log_var)) ‖ N(0, I)) summed over the latent. (B, L) -> (B,)."""
+    return 0.5 * (mean.pow(2) + log_var.exp() - 1 - log_var).sum(1)
+
+
+def reparameterise(mean: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
+    return mean + torch.exp(0.5 * log_var) * torch.randn_like(mean)

@@ -1,0 +1,69 @@
+"""The VAE baseline of MAGANet (Hwang et al. 2023): MAGANet's encoder, a transposed-conv decoder mirroring
+it, and the same summed BCE; q(z | x) of the image itself (no pivot)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from structae import metrics
+from structae.models.layers import GaussianEncoder, gaussian_kl, reparameterise
+
+
+@dataclass
+class Config:
+    latent: int = 10  # as MAGANet's
+    conv: tuple[int, ...] = (32, 32, 64, 64)  # encoder channels; the decoder mirrors them
+    hidden: int = 256
+    beta_kl: float = 1.0  # as MAGANet's
+
+    def __post_init__(self):
+        if min(self.latent, self.hidden) < 1 or not self.conv or self.beta_kl < 0:
+            raise ValueError("latent and hidden must be positive, conv non-empty, beta_kl >= 0")
+
+
+class Model(nn.Module):
+    def __init__(self, config: Config, info):
+        super().__init__()
+        scale = 2 ** len(config.conv)
+        if info.height % scale or info.width % scale:
+            raise ValueError(f"the VAE needs image sides divisible by {scale}; got {info.height}×{info.width}")
+        self.encoder = GaussianEncoder(info.channels, info.height, info.width, config.latent, config.conv,
+                                       config.hidden)
+        self.start = (config.conv[-1], info.height // scale, info.width // scale)
+        self.mlp = nn.Sequential(nn.Linear(config.latent, config.hidden), nn.ReLU(),
+                                 nn.Linear(config.hidden, config.conv[-1] * self.start[1] * self.start[2]), nn.ReLU())
+        layers = []
+        widths = [*reversed(config.conv), info.channels]
+        for c_in, c_out in zip(widths[:-1], widths[1:], strict=True):
+            layers += [nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1), nn.ReLU()]
+        self.decoder = nn.Sequential(*layers[:-1])  # logits out
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Logits (B, C, H, W) of z (B, L)."""
+        return self.decoder(self.mlp(z).view(-1, *self.start))
+
+    def forward(self, batch: dict) -> dict:
+        mean, log_var = self.encoder(batch["image"])
+        z = reparameterise(mean, log_var) if self.training else mean
+        return {"logits": self.decode(z), "mean": mean, "log_var": log_var}
+
+
+def reconstruct(model: Model, batch: dict) -> torch.Tensor:
+    return metrics.as_probabilities(torch.sigmoid(model(batch)["logits"]))
+
+
+def loss(outputs: dict, batch: dict, config: Config) -> dict:
+    bce = metrics.bce_with_logits_per_image(outputs["logits"], batch["image"]).mean()
+    kl = gaussian_kl(outputs["mean"], outputs["log_var"]).mean()
+    return {"loss": bce + config.beta_kl * kl, "bce": bce, "kl": kl}
+
+
+def evaluate(model: Model, batch: dict, config: Config) -> dict:
+    return {"bce": metrics.bce_per_image(reconstruct(model, batch), batch["image"])}
+
+
+def latents(model: Model, batch: dict) -> torch.Tensor:
+    return model.encoder(batch["image"])[0]
