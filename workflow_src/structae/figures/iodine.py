@@ -19,14 +19,24 @@ TRAVERSED = 8  # latent units shown, the highest posterior variance across test 
 VALUES = np.linspace(-2.0, 2.0, 7)  # offsets from the encoded value, in prior standard deviations
 
 
-def _show(ax, image: np.ndarray, title: str | None = None) -> None:
-    """image (C, H, W) in [0, 1]."""
-    ax.imshow(np.clip(image.transpose(1, 2, 0).squeeze(-1) if image.shape[0] == 1 else image.transpose(1, 2, 0),
-                      0, 1), cmap="gray", vmin=0, vmax=1)
+def _style(ax, title: str | None = None) -> None:
     ax.set_xticks([])
     ax.set_yticks([])
     if title:
         ax.set_title(title, fontsize=8)
+
+
+def _show(ax, image: np.ndarray, title: str | None = None) -> None:
+    """image (C, H, W) in [0, 1]."""
+    ax.imshow(np.clip(image.transpose(1, 2, 0).squeeze(-1) if image.shape[0] == 1 else image.transpose(1, 2, 0),
+                      0, 1), cmap="gray", vmin=0, vmax=1)
+    _style(ax, title)
+
+
+def _show_labels(ax, labels: torch.Tensor, title: str | None = None) -> None:
+    """(H, W) integer labels as colours."""
+    ax.imshow(label_colors(labels.numpy().astype(np.uint8)))
+    _style(ax, title)
 
 
 def _first_test_batch(model_file, data, split_index, n):
@@ -49,10 +59,9 @@ def slots_figure(model_file: str | Path, data: str | Path, split_index: str | Pa
         top, bottom = axes[2 * row], axes[2 * row + 1]
         _show(top[0], batch["image"][row].numpy(), "image" if row == 0 else None)
         _show(top[1], outputs["reconstruction"][row].numpy(), "reconstruction" if row == 0 else None)
-        top[2].imshow(label_colors(outputs["segmentations"][row, -1].numpy().astype(np.uint8)))
-        _show(top[2], np.zeros((1, 1, 1)), "segmentation" if row == 0 else None)
-        bottom[0].imshow(label_colors(batch["mask"][row].numpy().astype(np.uint8)))
-        _show(bottom[0], np.zeros((1, 1, 1)), None)
+        # Slot k is drawn in label k + 1's colour, so slot 1 is not black like the true background.
+        _show_labels(top[2], outputs["segmentations"][row, -1] + 1, "segmentation" if row == 0 else None)
+        _show_labels(bottom[0], batch["mask"][row])
         bottom[0].set_xlabel("true objects", fontsize=7)
         for ax in (bottom[1], bottom[2]):
             ax.axis("off")

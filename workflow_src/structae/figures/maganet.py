@@ -95,7 +95,7 @@ def traversal_animation(model_file, data, split_index, out, title) -> None:
 def identity_figure(model_file, data, split_index, out, title) -> None:
     """x, D(0, x) and D(E(x) − E(x), x) for a few test images, with the largest deviation from x."""
     module, model, images = _load(model_file, data, split_index)
-    batch = images.batch(torch.arange(min(4, len(images))))
+    batch = images.batch(torch.linspace(0, len(images) - 1, min(4, len(images))).long())  # spread over the set
     x = batch["image"]
     with torch.no_grad():
         zero = model.decode(torch.zeros(len(x), model.config.latent), x)

@@ -64,7 +64,7 @@ def what_where_figure(model_file, data, split_index, out, title) -> None:
         for i, channel in enumerate(channels):
             axes[layer, 1 + i].imshow(what[0, channel].numpy(), cmap="magma")
             axes[layer, 1 + i].set_title(f"what c{channel}", fontsize=7)
-            position = where[0, channel].numpy()  # (h, w, 2)
+            position = where[0, channel].permute(1, 2, 0).numpy()  # (h, w, 2): dx, dy
             rgb = np.concatenate([position, np.zeros_like(position[..., :1])], -1)
             rgb *= (what[0, channel].numpy() > 0)[..., None]  # where a unit is silent its position means nothing
             axes[layer, 5 + i].imshow(rgb)

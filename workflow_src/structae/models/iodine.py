@@ -247,11 +247,12 @@ class Model(nn.Module):
                     lam = gate * lam + (1 - gate) * candidate
                 else:
                     lam = lam + update
-        if not self.training:
-            lam = lam.detach()
-        return {"losses": torch.stack(losses), "nll": decoded["nll"], "kl": decoded["kl"],
-                "means": decoded["means"], "masks": decoded["masks"], "reconstruction": reconstruction,
-                "posterior": lam, "segmentations": torch.stack(segmentations, 1), "mse": torch.stack(errors, 1)}
+        outputs = {"losses": torch.stack(losses), "nll": decoded["nll"], "kl": decoded["kl"],
+                   "means": decoded["means"], "masks": decoded["masks"], "reconstruction": reconstruction,
+                   "posterior": lam, "segmentations": torch.stack(segmentations, 1), "mse": torch.stack(errors, 1)}
+        if not self.training:  # the gradients above were inputs only; nothing downstream differentiates these
+            outputs = {key: value.detach() for key, value in outputs.items()}
+        return outputs
 
     def decode_latents(self, z: torch.Tensor) -> dict:
         """Decode given slot latents (B, K, L) without inference: the traversal figures."""

@@ -57,35 +57,32 @@ class Config:
 
 
 def _windows(a: torch.Tensor) -> torch.Tensor:
-    """(B, C, H, W) -> (B, C, H/2, W/2, 4): each 2×2 window, positions (0,0), (0,1), (1,0), (1,1) as (dy, dx)."""
+    """(B, C, H, W) -> (B, C, 4, H/2, W/2): each 2×2 window's values at positions (dy, dx) = (0,0), (0,1), (1,0),
+    (1,1). pixel_unshuffle keeps memory contiguous, so softmax and sums over the window stay fast."""
     b, c, h, w = a.shape
-    return a.view(b, c, h // 2, 2, w // 2, 2).permute(0, 1, 2, 4, 3, 5).reshape(b, c, h // 2, w // 2, 4)
-
-
-DX = torch.tensor([0.0, 1.0, 0.0, 1.0])
-DY = torch.tensor([0.0, 0.0, 1.0, 1.0])
+    return F.pixel_unshuffle(a, 2).view(b, c, 4, h // 2, w // 2)
 
 
 def pool(a: torch.Tensor, pooling: str, beta: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """What (B, C, H/2, W/2) and where (B, C, H/2, W/2, 2) = (dx, dy) in [0, 1] inside each window."""
+    """What (B, C, H/2, W/2) and where (B, C, 2, H/2, W/2) = (dx, dy) in [0, 1] inside each window."""
+    if pooling == "hard":  # max_pool2d's indices give the window position without building the window
+        what, index = F.max_pool2d(a, 2, return_indices=True)
+        width = a.shape[-1]
+        where = torch.stack([index % width % 2, index // width % 2], 2).to(a.dtype)
+        return what, where
     windows = _windows(a)
-    if pooling == "hard":
-        weights = F.one_hot(windows.argmax(-1), 4).to(a.dtype)
-        what = windows.amax(-1)
-    else:
-        weights = torch.softmax(beta * windows, -1)
-        what = (weights * windows).sum(-1)
-    where = torch.stack([(weights * DX.to(a)).sum(-1), (weights * DY.to(a)).sum(-1)], -1)
+    weights = torch.softmax(beta * windows, 2)
+    what = (weights * windows).sum(2)
+    where = torch.stack([weights[:, :, 1] + weights[:, :, 3], weights[:, :, 2] + weights[:, :, 3]], 2)
     return what, where
 
 
 def unpool(what: torch.Tensor, where: torch.Tensor) -> torch.Tensor:
     """Place `what` at `where` in each 2×2 window by bilinear weights: (B, C, h, w) -> (B, C, 2h, 2w)."""
-    dx, dy = where[..., 0], where[..., 1]
-    weights = torch.stack([(1 - dx) * (1 - dy), dx * (1 - dy), (1 - dx) * dy, dx * dy], -1)
+    dx, dy = where[:, :, 0], where[:, :, 1]
+    weights = torch.stack([(1 - dx) * (1 - dy), dx * (1 - dy), (1 - dx) * dy, dx * dy], 2)
     b, c, h, w = what.shape
-    spread = (what[..., None] * weights).view(b, c, h, w, 2, 2)  # (.., dy, dx)
-    return spread.permute(0, 1, 2, 4, 3, 5).reshape(b, c, 2 * h, 2 * w)
+    return F.pixel_shuffle((what[:, :, None] * weights).reshape(b, 4 * c, h, w), 2)
 
 
 class Model(nn.Module):
