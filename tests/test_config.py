@@ -34,6 +34,16 @@ def test_embedded_and_paper_configs_are_valid():
     (lambda c: c["datasets"]["mnist"]["sizes"].update(train="many"), "sizes.train: 'many' is not of type integer"),
     (lambda c: c["splits"]["to_element"].update(dataset="nope"), "splits.to_element.dataset: 'nope' is not a dataset"),
     (lambda c: c.update(scale="huge"), "scale: 'huge' is not allowed; choose one of: tiny, embedded, paper"),
+    (lambda c: c["experiments"]["maganet_to_range"]["evaluate"].update(compare_with="nope"),
+     "experiments.maganet_to_range.evaluate.compare_with: 'nope' is not another experiment"),
+    (lambda c: c["experiments"]["maganet_to_range"]["evaluate"].update(compare_with="vae_to_element"),
+     "'vae_to_element' differs in model"),
+    (lambda c: c["experiments"]["maganet_to_range"]["evaluate"].update(split="to_nowhere"),
+     "evaluate.split: 'to_nowhere' is not a split of 'dsprites'"),
+    (lambda c: c["experiments"]["swwae_semi_hard_n100"]["evaluate"].update(split="to_element"),
+     "is not a split of 'mnist'"),
+    (lambda c: c["experiments"]["iodine_multi_dsprites"]["reported"].update(ari_fg="high"),
+     "reported.ari_fg: 'high' is not of type number"),
 ])
 def test_mistakes_are_one_line_naming_the_key(tmp_path, mutate, expected):
     path = _write(tmp_path, mutate)

@@ -133,6 +133,9 @@ def _check_evaluation(source: str, name: str, exp: dict, experiments: dict, spli
     if split is not None and splits.get(split, {}).get("dataset") != exp["dataset"]:
         raise UserError(f"{source}: experiments.{name}.evaluate.split: '{split}' is not a split of "
                         f"'{exp['dataset']}'; name one under splits: or set it to null")
+    if split is not None and exp.get("split") is None:
+        raise UserError(f"{source}: experiments.{name}.evaluate.split needs the experiment to train on a split "
+                        "too (split:); without one it is scored on the dataset's test file")
     if other is None:
         return
     if other not in experiments or other == name:

@@ -1,6 +1,6 @@
 """Checkpoints to metrics: results/metrics/{experiment}.json, one mean per metric and seed.
 
-    {"experiment", "paper", "model", "dataset", "split", "n_images",
+    {"experiment", "paper", "model", "dataset", "split", "n_images", "model_config": {...},
      "reported": {"ari_fg": 0.767}, "seeds": {"0": {"ari_fg": 0.91, ...}, "1": {...}}}
 
 Each model's `evaluate` returns one value per test image; the mean over the test images is the
