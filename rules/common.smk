@@ -118,7 +118,7 @@ def train_logs_of(wildcards):
 def model_figures(paper):
     """Figures made from one model each (structae.figures.MODEL_FIGURES): {figure}_{experiment}.png, and the
     paper's figures made from all its experiments."""
-    per_model = [f"results/figures/{paper}/" + figure_file(figure).format(experiment=name)
+    per_model = [f"results/figures/{paper}/{figure_file(figure).format(experiment=name)}"
                  for name in experiments_of(paper) for figure in figures_of_model(EXPERIMENTS[name]["model"])]
     return per_model + [paths.figure(paper, name) for name in PAPER_FIGURES.get(paper, [])]
 

@@ -6,9 +6,9 @@ import shutil
 
 import pandas as pd
 import pytest
+from test_workflow import snakemake
 
 from conftest import REPO, WORKFLOW_FILES
-from test_workflow import snakemake
 
 PAPERS_CONFIG = REPO / "tests" / "config.papers.yaml"
 EXPECTED_FIGURES = {
