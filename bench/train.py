@@ -1,13 +1,15 @@
 """Training throughput (images/s) of every experiment at the embedded and the paper-scale config, on this
 machine, with random data shaped as each experiment's dataset (so paper-scale datasets need not be here).
 Prints a table; asserts nothing.
-    python bench/train.py            # every experiment
-    python bench/train.py cae_       # experiments whose name contains "cae_"
+    python bench/train.py                            # every experiment
+    python bench/train.py cae_                       # experiments whose name matches a regular expression
+    python bench/train.py 'iodine_multi_dsprites$'   # one experiment, at both scales
 """
 
 from __future__ import annotations
 
 import copy
+import re
 import resource
 import sys
 import tempfile
@@ -55,7 +57,7 @@ def main() -> None:
     for scale, files in configs.items():
         config = load_config(files)
         for name, entry in config["experiments"].items():
-            if pattern not in name:
+            if not re.search(pattern, name):
                 continue
             rate, per_step = throughput(name, entry, config)
             rows.append((scale, name, entry["model"], str(entry["train"]["batch_size"]), f"{rate:,.0f}",
