@@ -13,11 +13,11 @@ try:
 except UserError as err:
     sys.exit(f"structae: error: {err}")
 
-PAPERS = ["cae", "iodine", "maganet", "swwae"]
+PAPERS = ["cae", "iodine", "maganet", "swwae"]  # "engine" experiments (the tiny model) reach only `all`
 # Figures drawn from several of a paper's experiments.
 PAPER_FIGURES = {"iodine": ["iterations"], "maganet": ["recombination", "umap_shape", "umap_posX", "umap_posY",
                                                        "umap_scale", "umap_orientation"],
-                 "swwae": ["reconstructions", "error_vs_labels"]}  # "engine" experiments (the tiny model) reach only `all`
+                 "swwae": ["reconstructions", "error_vs_labels"]}
 DATASETS = config["datasets"]
 SPLITS = config["splits"]
 EXPERIMENTS = config["experiments"]
