@@ -32,6 +32,7 @@ from torch import nn
 from structae import metrics
 from structae.clustering import batched_kmeans
 from structae.data.h5 import IGNORE_LABEL
+from structae.models.layers import require_divisible_sides
 
 POOLINGS = ("max", "weighted", "softmax", "hardmax")
 
@@ -132,8 +133,7 @@ class Model(nn.Module):
     def __init__(self, config: Config, info):
         super().__init__()
         h, channels = config.hidden, info.channels
-        if info.height % 8 or info.width % 8:
-            raise ValueError(f"CAE needs image sides divisible by 8; got {info.height}×{info.width}")
+        require_divisible_sides(info, 8, "CAE")
         self.config = config
         self.bottleneck = (2 * h, info.height // 8, info.width // 8)
         flat = 2 * h * (info.height // 8) * (info.width // 8)

@@ -6,6 +6,12 @@ import torch
 from torch import nn
 
 
+def require_divisible_sides(info, scale: int, model: str) -> None:
+    """Stop with one line when a model that halves the image `log2(scale)` times gets sides it cannot halve."""
+    if info.height % scale or info.width % scale:
+        raise ValueError(f"{model} needs image sides divisible by {scale}; got {info.height}×{info.width}")
+
+
 class GaussianEncoder(nn.Module):
     """Stride-2 4×4 convs with ReLU, then an MLP giving the mean and log-variance of q(z | x).
 

@@ -26,7 +26,7 @@ from torch import nn
 
 from structae import metrics
 from structae.models import flow
-from structae.models.layers import GaussianEncoder, gaussian_kl, reparameterise
+from structae.models.layers import GaussianEncoder, gaussian_kl, reparameterise, require_divisible_sides
 
 
 @dataclass
@@ -51,8 +51,7 @@ class Model(nn.Module):
     def __init__(self, config: Config, info):
         super().__init__()
         scale = 2 ** max(len(config.conv), config.flow_levels)
-        if info.height % scale or info.width % scale:
-            raise ValueError(f"MAGANet needs image sides divisible by {scale}; got {info.height}×{info.width}")
+        require_divisible_sides(info, scale, "MAGANet")
         self.config = config
         self.encoder = GaussianEncoder(info.channels, info.height, info.width, config.latent, config.conv,
                                        config.hidden)

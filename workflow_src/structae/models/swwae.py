@@ -28,6 +28,7 @@ from torch import nn
 
 from structae import metrics
 from structae.data import loader
+from structae.models.layers import require_divisible_sides
 
 POOLINGS = ("hard", "soft")
 
@@ -89,8 +90,7 @@ class Model(nn.Module):
     def __init__(self, config: Config, info):
         super().__init__()
         scale = 2 ** len(config.channels)
-        if info.height % scale or info.width % scale:
-            raise ValueError(f"SWWAE needs image sides divisible by {scale}; got {info.height}×{info.width}")
+        require_divisible_sides(info, scale, "SWWAE")
         self.config = config
         widths = [info.channels, *config.channels]
         pad = config.kernel // 2

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from structae import metrics
-from structae.models.layers import GaussianEncoder, gaussian_kl, reparameterise
+from structae.models.layers import GaussianEncoder, gaussian_kl, reparameterise, require_divisible_sides
 
 
 @dataclass
@@ -28,8 +28,7 @@ class Model(nn.Module):
     def __init__(self, config: Config, info):
         super().__init__()
         scale = 2 ** len(config.conv)
-        if info.height % scale or info.width % scale:
-            raise ValueError(f"the VAE needs image sides divisible by {scale}; got {info.height}×{info.width}")
+        require_divisible_sides(info, scale, "the VAE")
         self.encoder = GaussianEncoder(info.channels, info.height, info.width, config.latent, config.conv,
                                        config.hidden)
         self.start = (config.conv[-1], info.height // scale, info.width // scale)
