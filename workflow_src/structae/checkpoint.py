@@ -42,20 +42,10 @@ def save_model(path: str | Path, model_name: str, experiment: str, seed: int, st
                  "state_dict": model.state_dict()}, path)
 
 
-def read_model_name(path: str | Path) -> str:
-    """The registered model a checkpoint holds (figures shared by several models ask it)."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"checkpoint {path} is missing; run `snakemake {path}` to train it")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)["model"]
-    except Exception:
-        raise UserError(f"{path} is not a readable structae checkpoint; delete it and retrain") from None
-
-
-def load_model(path: str | Path, expected_model: str,
+def load_model(path: str | Path, expected_model: str | None,
                device: str | torch.device = "cpu") -> tuple[ModuleType, torch.nn.Module, object]:
-    """(model module, model in eval mode, its config) from a checkpoint of model `expected_model`."""
+    """(model module, model in eval mode, its config) from a checkpoint of model `expected_model`, or of any
+    registered model when it is None (figures shared by MAGANet and the VAE)."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"checkpoint {path} is missing; run `snakemake {path}` to train it")
@@ -65,10 +55,10 @@ def load_model(path: str | Path, expected_model: str,
         raise UserError(f"{path} is not a readable structae checkpoint; delete it and retrain") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise UserError(f"{path} is not a structae checkpoint ({FORMAT}); delete it and retrain")
-    if payload["model"] != expected_model:
+    if expected_model is not None and payload["model"] != expected_model:
         raise UserError(f"{path} holds a '{payload['model']}' model but the experiment uses "
                         f"'{expected_model}'; delete the checkpoint and retrain")
-    module = models.get(expected_model)
+    module = models.get(payload["model"])
     config = from_mapping(module.Config, payload["config"], f"{path}: config")
     info = DataInfo(**{**payload["info"], "factors": tuple(payload["info"]["factors"])})
     model = module.Model(config, info).to(device)

@@ -20,8 +20,7 @@ UMAP_NEIGHBOURS = 50  # as the reproduction notes
 
 
 def _load(model_file, data, split_index):
-    checkpoint_model = checkpoint.read_model_name(model_file)
-    module, model, config = checkpoint.load_model(model_file, checkpoint_model)
+    module, model, _ = checkpoint.load_model(model_file, None)  # MAGANet or the VAE
     return module, model, loader.load(data, split_index, "test")
 
 
