@@ -50,6 +50,60 @@ def test_float_and_int_lists_decode_packed_and_unpacked():
     np.testing.assert_array_equal(tfrecord.float_list(memoryview(unpacked)), [7.25, -1.0])
 
 
+def _blob_image_record(image, masks) -> bytes:
+    """The same scene with `image` as one string rather than one string per byte: a different layout."""
+    from example_proto import Example
+
+    ex = Example()
+    ex.features.feature["image"].bytes_list.value.append(image.tobytes())
+    ex.features.feature["mask"].bytes_list.value.extend(bytes([b]) for b in masks.ravel().tolist())
+    return ex.SerializeToString()
+
+
+def test_batches_decode_like_single_records_and_odd_records_fall_back(tmp_path, monkeypatch):
+    fmt = multi_object.FORMATS["objects_room"]  # no factors, so a blob-image record is complete
+    rng = np.random.default_rng(5)
+    scenes = [scene(rng, fmt) for _ in range(6)]
+    odd_image = rng.integers(0, 256, size=(64, 64, 3), dtype=np.uint8)
+    odd_masks = np.stack([(scenes[0][2] == e) * 255 for e in range(fmt.max_entities)]).astype(np.uint8)
+    records = [s[0] for s in scenes]
+    records.insert(3, _blob_image_record(odd_image, odd_masks))
+    path = tmp_path / "objects_room_train.tfrecords"
+    write_tfrecord(path, records)
+    one_by_one, decode = [], multi_object.decode
+    monkeypatch.setattr(multi_object, "decode", lambda r, f: one_by_one.append(r) or decode(r, f))
+    opts = multi_object.MultiObjectOptions(variant="objects_room")
+    (batch,) = list(multi_object.convert(path, opts, slice(0, None)))
+    assert one_by_one == [records[3]]  # only the odd record took the slow path
+    images = [s[1] for s in scenes]
+    images.insert(3, odd_image)
+    labels = [s[2] for s in scenes]
+    labels.insert(3, scenes[0][2])
+    np.testing.assert_array_equal(batch["image"], np.stack(images))
+    np.testing.assert_array_equal(batch["mask"], np.stack(labels))
+
+
+def test_fixed_layout_refuses_what_it_cannot_slice():
+    from example_proto import Example
+
+    ex = Example()
+    ex.features.feature["image"].bytes_list.value.extend([b"a", b"b"])
+    ex.features.feature["x"].float_list.value.extend([1.0, 2.0])
+    packed = ex.SerializeToString()
+    layout = tfrecord.FixedLayout.learn(packed, {"image": 2}, {"x": 2})
+    assert layout is not None and layout.matches(packed)
+    values = layout.decode([packed, packed])
+    np.testing.assert_array_equal(values["image"], [[97, 98]] * 2)
+    np.testing.assert_array_equal(values["x"], [[1.0, 2.0]] * 2)
+    # Same length and skeleton, but the BytesList holds "ab" and "": the batch must not be sliced.
+    uneven = packed.replace(b"\x0a\x01a\x0a\x01b", b"\x0a\x02ab\x0a\x00")
+    assert layout.matches(uneven) and layout.decode([packed, uneven]) is None
+    assert tfrecord.FixedLayout.learn(packed, {"image": 3}, {"x": 2}) is None  # wrong size
+    unpacked = packed.replace(b"\x0a\x08" + np.float32(1).tobytes() + np.float32(2).tobytes(),
+                              b"\x0d" + np.float32(1).tobytes() + b"\x0d" + np.float32(2).tobytes())
+    assert unpacked != packed and tfrecord.FixedLayout.learn(unpacked, {"image": 2}, {"x": 2}) is None
+
+
 def _clevr_file(tmp_path, n=6, rng=None):
     rng = rng or np.random.default_rng(1)
     fmt = multi_object.FORMATS["clevr_with_masks"]
@@ -133,3 +187,15 @@ def test_uncompressed_tfrecords_are_read_too(tmp_path):
     path = tmp_path / "plain.tfrecords"
     write_tfrecord(path, [record, record], compress=False)
     assert [len(r) for r in tfrecord.iter_records(path)] == [len(record)] * 2
+
+
+@pytest.mark.parametrize("prefetch", [0, 2])
+def test_records_spanning_pieces_and_gzip_members(tmp_path, monkeypatch, prefetch):
+    monkeypatch.setattr(tfrecord, "PIECE", 97)  # records of ~1 KB cross many pieces and chunks
+    monkeypatch.setattr(tfrecord, "CHUNK", 61)
+    rng = np.random.default_rng(6)
+    records = [rng.integers(0, 256, size=rng.integers(0, 2000), dtype=np.uint8).tobytes() for _ in range(9)]
+    path = tmp_path / "members.tfrecords"
+    first, second = b"".join(frame(r) for r in records[:4]), b"".join(frame(r) for r in records[4:])
+    path.write_bytes(gzip.compress(first) + gzip.compress(second))  # two gzip members, as `cat` makes
+    assert list(tfrecord.iter_records(path, prefetch=prefetch)) == records

@@ -16,7 +16,8 @@ import numpy as np
 
 from structae.data import tfrecord
 
-BATCH = 256
+BATCH = 256  # rows per decoded batch
+RAW_BYTES = 32 << 20  # most record bytes decoded at once
 
 
 @dataclass(frozen=True)
@@ -83,10 +84,10 @@ def decode(record: bytes, fmt: Format) -> dict:
 
 
 def _labels(masks: np.ndarray) -> np.ndarray:
-    """(K, H, W) disjoint 0/255 masks -> (H, W) entity index; a sum of K plane passes beats argmax."""
-    labels = np.zeros(masks.shape[1:], np.uint8)
-    for entity in range(1, len(masks)):
-        labels += (masks[entity] >> 7) * np.uint8(entity)
+    """(..., K, H, W) disjoint 0/255 masks -> (..., H, W) entity index; a sum of K plane passes beats argmax."""
+    labels = np.zeros(masks.shape[:-3] + masks.shape[-2:], np.uint8)
+    for entity in range(1, masks.shape[-3]):
+        labels += (masks[..., entity, :, :] >> 7) * np.uint8(entity)
     return labels
 
 
@@ -107,32 +108,90 @@ def _resize(image: np.ndarray, mask: np.ndarray, side: int) -> tuple[np.ndarray,
     return (pixels.round().clamp(0, 255).byte().permute(0, 2, 3, 1).numpy(), labels[:, 0].byte().numpy())
 
 
-def _stack(rows: list[dict], options: MultiObjectOptions) -> dict:
-    image = np.stack([r["image"] for r in rows])
-    mask = np.stack([r["mask"] for r in rows])
+def _layout_for(record: bytes, fmt: Format) -> tfrecord.FixedLayout | None:
+    """The fast path for fixed-size formats; CLEVR's string lists vary in length, so it has none."""
+    if fmt.strings:
+        return None
+    h, w = fmt.image_size
+    floats = {name: int(np.prod(shape)) for name, shape in fmt.floats.items()}
+    return tfrecord.FixedLayout.learn(record, {"image": h * w * 3, "mask": h * w * fmt.max_entities}, floats)
+
+
+def _decode_batch(records: list[bytes], fmt: Format, layout: tfrecord.FixedLayout | None) -> dict:
+    """Records -> image (B, H, W, 3), mask (B, H, W), factors name -> (B, ...): those that match the
+    layout all at once, any others one by one, in record order."""
+    h, w = fmt.image_size
+    k = fmt.max_entities
+    fast = [layout is not None and layout.matches(r) for r in records]
+    values = layout.decode([r for r, ok in zip(records, fast, strict=True) if ok]) if any(fast) else None
+    if values is None:
+        fast = [False] * len(records)
+    image = np.empty((len(records), h, w, 3), np.uint8)
+    mask = np.empty((len(records), h, w), np.uint8)
+    factors: dict[str, np.ndarray] = {}
+    rows = np.flatnonzero(fast)
+    if len(rows):
+        image[rows] = values["image"].reshape(-1, h, w, 3)
+        masks = values["mask"].reshape(-1, h, w, k)
+        mask[rows] = _labels(np.moveaxis(masks, -1, 1) if fmt.mask_layout == "HWK" else masks.reshape(-1, k, h, w))
+        for name, shape in fmt.floats.items():
+            factors[name] = np.empty((len(records), *shape), np.float32)
+            factors[name][rows] = values[name].reshape(-1, *shape)
+    for i in np.flatnonzero(~np.array(fast)):
+        row = decode(records[i], fmt)
+        image[i], mask[i] = row["image"], row["mask"]
+        for name, value in row["factors"].items():
+            if name not in factors:
+                factors[name] = np.empty((len(records), *value.shape), value.dtype)
+            factors[name][i] = value
+    return {"image": image, "mask": mask, "factors": factors}
+
+
+def _finish(parts: list[dict], options: MultiObjectOptions) -> dict:
+    """Join decoded parts into one batch, then crop and resize."""
+    image = np.concatenate([p["image"] for p in parts]) if len(parts) > 1 else parts[0]["image"]
+    mask = np.concatenate([p["mask"] for p in parts]) if len(parts) > 1 else parts[0]["mask"]
+    factors = {name: np.concatenate([p["factors"][name] for p in parts]) for name in parts[0]["factors"]}
     if options.crop is not None:
         r0, r1, c0, c1 = options.crop
         image, mask = image[:, r0:r1, c0:c1], mask[:, r0:r1, c0:c1]
     if options.resize is not None:
         image, mask = _resize(np.ascontiguousarray(image), np.ascontiguousarray(mask), options.resize)
-    factors = {name: np.stack([r["factors"][name] for r in rows]) for name in rows[0]["factors"]}
     return {"image": image, "mask": mask, "factors": factors}
 
 
 def convert(path: Path, options: MultiObjectOptions, rows: slice) -> Iterator[dict]:
-    """Batches of the kept records rows.start..rows.stop-1 (after the max_objects filter), in file order."""
+    """Batches of the kept records rows.start..rows.stop-1 (after the max_objects filter), in file order.
+
+    Records are decoded in groups of at most BATCH records and RAW_BYTES bytes (CLEVR's are 3 MB each),
+    and the decoded rows written BATCH at a time.
+    """
     fmt = FORMATS[options.variant]
-    kept, batch = 0, []
+    kept, layout, group, group_bytes, parts, decoded = 0, None, [], 0, [], 0
+
+    def decode_group():
+        nonlocal layout, group, group_bytes, decoded
+        if layout is None:
+            layout = _layout_for(group[0], fmt) or False
+        parts.append(_decode_batch(group, fmt, layout or None))
+        decoded += len(group)
+        group, group_bytes = [], 0
+
     for record in tfrecord.iter_records(path):
         if options.max_objects is not None and visible_objects(record) > options.max_objects:
             continue
         if rows.stop is not None and kept >= rows.stop:
             break  # later records belong to later splits; nothing more to verify for this one
         if kept >= rows.start:
-            batch.append(decode(record, fmt))
-            if len(batch) == BATCH:
-                yield _stack(batch, options)
-                batch = []
+            group.append(record)
+            group_bytes += len(record)
+            if len(group) == BATCH or group_bytes >= RAW_BYTES:
+                decode_group()
+                if decoded >= BATCH:
+                    yield _finish(parts, options)
+                    parts, decoded = [], 0
         kept += 1
-    if batch:
-        yield _stack(batch, options)
+    if group:
+        decode_group()
+    if parts:
+        yield _finish(parts, options)

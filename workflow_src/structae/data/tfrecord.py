@@ -13,7 +13,6 @@ strided numpy view instead of tens of thousands of protobuf objects, which is wh
 
 from __future__ import annotations
 
-import gzip
 import struct
 import threading
 import zlib
@@ -35,31 +34,59 @@ def masked_crc(data: bytes) -> int:
     return (((crc >> 15) | (crc << 17)) + _MASK_DELTA) & 0xFFFFFFFF
 
 
-def _open(path: Path):
-    with open(path, "rb") as probe:
-        gzipped = probe.read(2) == b"\x1f\x8b"
-    # A large buffer keeps the number of Python-level reads per record small.
-    return gzip.open(path, "rb") if gzipped else open(path, "rb", buffering=1 << 20)
+# The reader works on the decompressed stream in pieces rather than record by record: one zlib call per
+# piece (which releases the GIL) runs on a second core while the caller decodes, and there is no Python
+# call per record on the reading side. Pieces bound the memory: a highly compressible chunk is inflated
+# at most PIECE bytes at a time.
+CHUNK = 1 << 20  # compressed bytes per read
+PIECE = 1 << 22  # most decompressed bytes handed over at once
 
 
-def iter_records(path: str | Path, prefetch: int = 16) -> Iterator[bytes]:
+def _pieces(path: Path) -> Iterator[bytes]:
+    """The file's bytes, decompressed if it is GZIP (every member of a multi-member file), in pieces.
+
+    zlib checks each member's CRC32 and length itself; a stream that ends early raises EOFError.
+    """
+    with open(path, "rb") as handle:
+        if handle.read(2) != b"\x1f\x8b":
+            handle.seek(0)
+            while piece := handle.read(PIECE):
+                yield piece
+            return
+        handle.seek(0)
+        inflater, pending = zlib.decompressobj(wbits=31), b""
+        while True:
+            if not pending and not (pending := handle.read(CHUNK)):
+                if inflater.eof:
+                    return
+                raise EOFError("the compressed stream ends early")
+            if inflater.eof:  # another gzip member follows
+                inflater = zlib.decompressobj(wbits=31)
+            piece = inflater.decompress(pending, PIECE)
+            pending = inflater.unused_data if inflater.eof else inflater.unconsumed_tail
+            if piece:
+                yield piece
+
+
+def iter_records(path: str | Path, prefetch: int = 4) -> Iterator[bytes]:
     """Yield each record's bytes after checking both CRCs; corruption is a UserError naming the record.
 
-    A reader thread decompresses and checks up to `prefetch` records ahead (zlib and crc32c release the
-    GIL), so decompression overlaps the caller's decoding on a second core; memory stays bounded.
+    A reader thread decompresses up to `prefetch` pieces ahead, so decompression overlaps the caller's
+    decoding on a second core; memory stays bounded (prefetch × PIECE). prefetch 0 reads inline.
     """
+    path = Path(path)
     if prefetch <= 0:
-        yield from _read_records(Path(path))
+        yield from _records(path, _pieces(path))
         return
     queue: Queue = Queue(maxsize=prefetch)
     stop = threading.Event()
 
     def produce():
         try:
-            for record in _read_records(Path(path)):
+            for piece in _pieces(path):
                 while not stop.is_set():
                     try:
-                        queue.put(record, timeout=0.1)
+                        queue.put(piece, timeout=0.1)
                         break
                     except Full:
                         continue
@@ -69,13 +96,16 @@ def iter_records(path: str | Path, prefetch: int = 16) -> Iterator[bytes]:
         except BaseException as err:  # handed to the consumer, which raises it in its own thread
             queue.put(err)
 
-    thread = threading.Thread(target=produce, name="tfrecord-reader", daemon=True)
-    thread.start()
-    try:
+    def received() -> Iterator[bytes]:
         while (item := queue.get()) is not _DONE:
             if isinstance(item, BaseException):
                 raise item
             yield item
+
+    thread = threading.Thread(target=produce, name="tfrecord-reader", daemon=True)
+    thread.start()
+    try:
+        yield from _records(path, received())
     finally:
         stop.set()
         thread.join()
@@ -84,26 +114,39 @@ def iter_records(path: str | Path, prefetch: int = 16) -> Iterator[bytes]:
 _DONE = object()
 
 
-def _read_records(path: Path) -> Iterator[bytes]:
-    index = 0
-    try:
-        with _open(path) as stream:
-            while header := stream.read(12):
-                if len(header) < 12:
-                    raise _corrupt(path, index, "truncated header")
-                length, length_crc = struct.unpack("<QI", header)
-                if masked_crc(header[:8]) != length_crc:
-                    raise _corrupt(path, index, "length CRC mismatch")
-                data = stream.read(length)
-                footer = stream.read(4)
-                if len(data) < length or len(footer) < 4:
-                    raise _corrupt(path, index, "truncated data")
-                if masked_crc(data) != struct.unpack("<I", footer)[0]:
-                    raise _corrupt(path, index, "data CRC mismatch")
-                yield data
-                index += 1
-    except (EOFError, gzip.BadGzipFile, zlib.error) as err:
-        raise _corrupt(path, index, f"broken gzip stream ({err})") from None
+def _records(path: Path, pieces: Iterator[bytes]) -> Iterator[bytes]:
+    """Split the byte stream into records, checking the length's and the data's masked CRC32C."""
+    buffer, pos, index = b"", 0, 0
+
+    def fill(end: int) -> bool:
+        """Make buffer[pos:end] available (moving pos to 0); False at the end of the stream."""
+        nonlocal buffer, pos
+        while len(buffer) < end:
+            try:
+                piece = next(pieces, None)
+            except (EOFError, zlib.error, OSError) as err:
+                raise _corrupt(path, index, f"broken compressed stream ({err})") from None
+            if piece is None:
+                return False
+            buffer, end, pos = buffer[pos:] + piece, end - pos, 0
+        return True
+
+    while True:
+        if not fill(pos + 12):
+            if pos == len(buffer):
+                return
+            raise _corrupt(path, index, "truncated header")
+        length, length_crc = struct.unpack_from("<QI", buffer, pos)
+        if masked_crc(buffer[pos:pos + 8]) != length_crc:
+            raise _corrupt(path, index, "length CRC mismatch")
+        if not fill(pos + 16 + length):
+            raise _corrupt(path, index, "truncated data")
+        start = pos + 12
+        data = buffer[start:start + length]
+        if masked_crc(data) != struct.unpack_from("<I", buffer, start + length)[0]:
+            raise _corrupt(path, index, "data CRC mismatch")
+        yield data
+        pos, index = start + length + 4, index + 1
 
 
 def _corrupt(path: Path, index: int, what: str) -> UserError:
@@ -146,10 +189,10 @@ def _fields(buf: memoryview, start: int, end: int) -> Iterator[tuple[int, int, i
             raise ValueError(f"unsupported protobuf wire type {wire}")
 
 
-def parse_example(record: bytes) -> dict[str, tuple[int, memoryview]]:
-    """Feature name -> (list kind, the list message's bytes). Values are decoded on demand."""
+def feature_spans(record: bytes) -> dict[str, tuple[int, int, int]]:
+    """Feature name -> (list kind, start, end): where the list message's bytes lie in the record."""
     buf = memoryview(record)
-    features: dict[str, tuple[int, memoryview]] = {}
+    spans: dict[str, tuple[int, int, int]] = {}
     for number, _, start, end in _fields(buf, 0, len(buf)):
         if number != 1:
             continue
@@ -165,8 +208,76 @@ def parse_example(record: bytes) -> dict[str, tuple[int, memoryview]]:
             if key is None or value is None:
                 continue
             for kind, _, lo, hi in _fields(buf, *value):
-                features[key] = (kind, buf[lo:hi])
-    return features
+                spans[key] = (kind, lo, hi)
+    return spans
+
+
+def parse_example(record: bytes) -> dict[str, tuple[int, memoryview]]:
+    """Feature name -> (list kind, the list message's bytes). Values are decoded on demand."""
+    buf = memoryview(record)
+    return {name: (kind, buf[lo:hi]) for name, (kind, lo, hi) in feature_spans(record).items()}
+
+
+class FixedLayout:
+    """Decodes many records at once when they are serialized alike, as a fixed-size dataset's are.
+
+    Learned from one record: every byte that is not a value (tags, lengths, keys, features not asked
+    for) is kept as the skeleton. A record of the same length with the same skeleton parses exactly like
+    the first, so its values lie at the same offsets, and a batch of such records is one (B, length)
+    array from which each feature is a strided slice: no Python work per record beyond comparing a few
+    short byte strings. BytesLists must hold one single-byte string per element (`0x0A 0x01 b` runs);
+    that is checked for the whole batch at once. FloatLists must be packed.
+    """
+
+    def __init__(self, length: int, skeleton: list[tuple[int, bytes]], byte_lists: dict, float_lists: dict):
+        self.length, self.skeleton = length, skeleton
+        self.byte_lists, self.float_lists = byte_lists, float_lists
+
+    @classmethod
+    def learn(cls, record: bytes, byte_features: dict[str, int], float_features: dict[str, int]):
+        """The layout of `record`, or None if it cannot have one (a missing feature, a wrong size, an
+        unpacked FloatList). byte_features / float_features: name -> number of values."""
+        spans = feature_spans(record)
+        values, byte_lists, float_lists = [], {}, {}
+        for name, n in byte_features.items():
+            if name not in spans or spans[name][0] != 1 or spans[name][2] - spans[name][1] != 3 * n:
+                return None
+            byte_lists[name] = spans[name][1:]
+            values.append(spans[name][1:])
+        buf = memoryview(record)
+        for name, n in float_features.items():
+            if name not in spans or spans[name][0] != 2:
+                return None
+            fields = list(_fields(buf, *spans[name][1:]))
+            if len(fields) != 1 or fields[0][:2] != (1, 2) or fields[0][3] - fields[0][2] != 4 * n:
+                return None  # not one packed run of n floats
+            float_lists[name] = fields[0][2:]
+            values.append(fields[0][2:])
+        skeleton, pos = [], 0
+        for lo, hi in sorted(values):
+            if lo > pos:
+                skeleton.append((pos, record[pos:lo]))
+            pos = hi
+        if pos < len(record):
+            skeleton.append((pos, record[pos:]))
+        return cls(len(record), skeleton, byte_lists, float_lists)
+
+    def matches(self, record: bytes) -> bool:
+        return len(record) == self.length and all(
+            record[at:at + len(expected)] == expected for at, expected in self.skeleton)
+
+    def decode(self, records: list[bytes]) -> dict[str, np.ndarray] | None:
+        """Feature name -> (B, n) uint8 (BytesLists) or float32 (FloatLists) for records that all match;
+        None if some BytesList does not hold single-byte strings (decode those records one by one)."""
+        rows = np.frombuffer(b"".join(records), np.uint8).reshape(len(records), self.length)
+        out = {}
+        for name, (lo, hi) in self.byte_lists.items():
+            if not ((rows[:, lo:hi:3] == 0x0A).all() and (rows[:, lo + 1:hi:3] == 0x01).all()):
+                return None
+            out[name] = rows[:, lo + 2:hi:3]
+        for name, (lo, hi) in self.float_lists.items():
+            out[name] = np.ascontiguousarray(rows[:, lo:hi]).view("<f4")
+        return out
 
 
 def bytes_list_as_uint8(payload: memoryview) -> np.ndarray:
