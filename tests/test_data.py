@@ -1,5 +1,6 @@
 """Generators, converters, the HDF5 schema, downloads and recombination splits."""
 
+import dataclasses
 import gzip
 import hashlib
 import struct
@@ -12,6 +13,7 @@ import pytest
 from structae.data import h5, splits, sprites
 from structae.data.datasets import make_split
 from structae.data.download import download
+from structae.data.sources import SOURCES
 from structae.errors import UserError
 
 KINDS = {
@@ -175,3 +177,21 @@ def test_download_from_mirror_checks_sha256(tmp_path):
     with pytest.raises(UserError, match="does not match the recorded"):
         download("mnist_train_labels", out, mirror=str(mirror))  # the recorded (real) checksum
     assert not out.exists() and not list(out.parent.glob("*.part"))
+
+
+def test_download_checks_published_digests_while_no_sha256_is_recorded(tmp_path, capsys, monkeypatch):
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    name = SOURCES["dsprites"].file
+    (mirror / name).write_bytes(b"not the dSprites npz")
+    out = tmp_path / "raw" / name
+    with pytest.raises(UserError, match="md5 .* does not match the recorded 7da33b31"):
+        download("dsprites", out, mirror=str(mirror))
+    assert not out.exists() and not list(out.parent.glob("*.part"))
+    payload = b"a file whose digests are recorded"
+    (mirror / name).write_bytes(payload)
+    digests = (("md5", hashlib.md5(payload).hexdigest()), ("sha1", hashlib.sha1(payload).hexdigest()))
+    monkeypatch.setitem(SOURCES, "dsprites", dataclasses.replace(SOURCES["dsprites"], other_digests=digests))
+    assert download("dsprites", out, mirror=str(mirror)) == hashlib.sha256(payload).hexdigest()
+    assert out.read_bytes() == payload
+    assert "published md5, sha1 match" in capsys.readouterr().err

@@ -14,12 +14,16 @@ from structae.data.sources import SOURCES, Source
 from structae.errors import UserError
 
 
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
+def file_digest(path: Path, algorithm: str = "sha256") -> str:
+    digest = hashlib.new(algorithm)
     with open(path, "rb") as handle:
         while chunk := handle.read(1 << 22):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def sha256(path: Path) -> str:
+    return file_digest(path)
 
 
 def source(name: str) -> Source:
@@ -60,12 +64,16 @@ def download(name: str, out: str | Path, mirror: str | None = None, expected: st
         raise UserError(f"could not fetch {where} ({err}); check the network or set sources.mirror") from None
     digest = sha256(tmp)
     expected = expected or src.sha256
+    checks = [("sha256", expected, digest)] if expected else [
+        (algorithm, value, file_digest(tmp, algorithm)) for algorithm, value in src.other_digests]
+    for algorithm, value, got in checks:
+        if got != value:
+            tmp.unlink()
+            raise UserError(f"{src.file}: {algorithm} {got} does not match the recorded {value}; the file "
+                            f"was deleted: check the source or the mirror and retry")
     if expected is None:
-        print(f"warning: no sha256 recorded for '{name}'; got {digest}: record it in "
+        checked = f" (its published {', '.join(a for a, *_ in checks)} match)" if checks else ""
+        print(f"warning: no sha256 recorded for '{name}'{checked}; got {digest}: record it in "
               f"structae/data/sources.py after checking the file", file=sys.stderr)
-    elif digest != expected:
-        tmp.unlink()
-        raise UserError(f"{src.file}: sha256 {digest} does not match the recorded {expected}; the file "
-                        f"was deleted: check the source or the mirror and retry")
     os.replace(tmp, out)
     return digest

@@ -1,8 +1,9 @@
 """Downloadable sources: where each file lives and the sha256 it must have.
 
-A `None` checksum means none could be recorded yet (the maintainers had no network access to the
-file when it was added): the download then prints the file's sha256 so it can be recorded here, and a
-mismatch against a recorded checksum always stops the download and deletes the file.
+A `None` sha256 means none could be recorded yet (the maintainers had no network access to the file
+when it was added): the download then prints the file's sha256 so it can be recorded here. Where public
+code that downloads the same file publishes another digest (`other_digests`, algorithm -> hex), it is
+checked meanwhile. A mismatch against any recorded digest stops the download and deletes the file.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ class Source:
     file: str
     url: str
     sha256: str | None
+    other_digests: tuple[tuple[str, str], ...] = ()
 
 
 _DM = "https://storage.googleapis.com/multi-object-datasets"
@@ -37,7 +39,9 @@ SOURCES = {
     "dsprites": Source(
         "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz",
         "https://github.com/google-deepmind/dsprites-dataset/raw/master/"
-        "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz", None),
+        "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz", None,
+        # Published by two independent dSprites loaders in public repositories (one each).
+        (("md5", "7da33b31b13a06f4b04a70402ce90c2e"), ("sha1", "3e0a46a9238e425f46a6ef9e9bdfd7cedb35d50f"))),
     "mnist_train_images": Source("train-images-idx3-ubyte.gz", f"{_MNIST}/train-images-idx3-ubyte.gz",
                                  "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609"),
     "mnist_train_labels": Source("train-labels-idx1-ubyte.gz", f"{_MNIST}/train-labels-idx1-ubyte.gz",
