@@ -5,6 +5,7 @@ import gzip
 import hashlib
 import struct
 import zipfile
+import zlib
 
 import h5py
 import numpy as np
@@ -41,6 +42,23 @@ def test_generated_split_follows_the_schema(tmp_path, kind):
         assert file.attrs["dataset"] == "d" and file.attrs["split"] == "train"
         assert file.attrs["converter_version"] == h5.CONVERTER_VERSION
     assert rows == 12
+
+
+def test_split_writer_stores_what_it_was_given_in_batches_of_any_size(tmp_path):
+    rng = np.random.default_rng(7)
+    sizes = [64, 128, 30, 64, 7]  # whole chunks, then rows that leave later batches off chunk boundaries
+    batches = [{"image": rng.integers(0, 4, size=(n, 8, 8, 3), dtype=np.uint8),
+                "mask": rng.integers(0, 3, size=(n, 8, 8), dtype=np.uint8),
+                "factors": {"x": rng.random((n, 2)).astype(np.float32)}} for n in sizes]
+    assert h5.write_split(tmp_path / "s.h5", batches, {"dataset": "d"}) == sum(sizes)
+    with h5py.File(tmp_path / "s.h5") as file:
+        for name in ("image", "mask"):
+            np.testing.assert_array_equal(file[name][:], np.concatenate([b[name] for b in batches]))
+            assert file[name].compression == "gzip" and file[name].chunks[0] == h5.CHUNK_IMAGES
+            _, stored = file[name].id.read_direct_chunk((64,) + (0,) * (file[name].ndim - 1))
+            np.testing.assert_array_equal(np.frombuffer(zlib.decompress(stored), np.uint8),
+                                          batches[1][name][:64].ravel())  # standard deflate on disk
+        np.testing.assert_array_equal(file["factors/x"][:], np.concatenate([b["factors"]["x"] for b in batches]))
 
 
 def test_generators_are_deterministic_and_splits_differ(tmp_path):

@@ -9,13 +9,20 @@
 
 Writes are atomic: rows stream into `<name>.h5.tmp`, renamed only when the split is complete, so an
 interrupted job leaves nothing that looks finished. Memory does not grow with the dataset.
+
+Compression runs beside the caller: whole chunks of uint8 datasets are deflated by zlib on worker
+threads (zlib releases the GIL; HDF5's own filter would not) and stored with `write_direct_chunk` when
+the next batch arrives, so a converter decodes batch i+1 while batch i compresses. The bytes on disk are
+what HDF5's gzip filter writes, and any reader decompresses them as usual.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import zlib
 from collections.abc import Iterable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import h5py
@@ -26,6 +33,7 @@ from structae.errors import UserError
 IGNORE_LABEL = 255
 CONVERTER_VERSION = "1"
 CHUNK_IMAGES = 64
+GZIP_LEVEL = 1
 REQUIRED = {"image": 4, "mask": 3}  # dataset name -> ndim
 
 
@@ -41,24 +49,38 @@ class SplitWriter:
             self.file.attrs[key] = value if isinstance(value, str | int | float) else json.dumps(value)
         self.file.attrs["converter_version"] = CONVERTER_VERSION
         self.rows = 0
+        self._compressor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="h5-deflate")
+        self._pending: list[tuple[h5py.Dataset, int, Future]] = []  # chunks deflating: dataset, first row
 
     def _append(self, name: str, rows: np.ndarray) -> None:
         if name not in self.file:
             chunk = (min(CHUNK_IMAGES, max(len(rows), 1)), *rows.shape[1:])
             self.file.create_dataset(name, shape=(0, *rows.shape[1:]), maxshape=(None, *rows.shape[1:]),
                                      dtype=rows.dtype, chunks=chunk, compression="gzip",
-                                     compression_opts=1, shuffle=rows.dtype.itemsize > 1)
+                                     compression_opts=GZIP_LEVEL, shuffle=rows.dtype.itemsize > 1)
         data = self.file[name]
         if data.shape[1:] != rows.shape[1:] or data.dtype != rows.dtype:
             raise ValueError(f"{name}: rows of shape {rows.shape[1:]} {rows.dtype} do not match "
                              f"{data.shape[1:]} {data.dtype}")
         data.resize(self.rows + len(rows), axis=0)
-        data[self.rows:] = rows
+        chunk = data.chunks[0]
+        whole = len(rows) // chunk * chunk if rows.dtype.itemsize == 1 and self.rows % chunk == 0 else 0
+        for start in range(0, whole, chunk):  # whole chunks: deflated on a worker, stored later
+            block = np.ascontiguousarray(rows[start:start + chunk])
+            self._pending.append((data, self.rows + start, self._compressor.submit(zlib.compress, block, GZIP_LEVEL)))
+        if whole < len(rows):
+            data[self.rows + whole:] = rows[whole:]
+
+    def _store_pending(self) -> None:
+        for data, row, deflated in self._pending:
+            data.id.write_direct_chunk((row,) + (0,) * (data.ndim - 1), deflated.result())
+        self._pending = []
 
     def append(self, image: np.ndarray, mask: np.ndarray, factors: Mapping[str, np.ndarray] | None = None):
         """image (B, H, W, C) uint8, mask (B, H, W) uint8, factors name -> (B, ...)."""
         if image.dtype != np.uint8 or image.ndim != 4 or mask.shape != image.shape[:3]:
             raise ValueError(f"image must be uint8 (B,H,W,C) and mask (B,H,W); got {image.shape}, {mask.shape}")
+        self._store_pending()  # the previous batch's chunks, deflated while the caller made this batch
         self._append("image", image)
         self._append("mask", mask.astype(np.uint8, copy=False))
         for name, values in (factors or {}).items():
@@ -69,8 +91,13 @@ class SplitWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        self.file.attrs["n"] = self.rows
-        self.file.close()
+        try:
+            if exc_type is None:
+                self._store_pending()
+        finally:
+            self._compressor.shutdown(cancel_futures=True)
+            self.file.attrs["n"] = self.rows
+            self.file.close()
         if exc_type is None and self.rows > 0:
             os.replace(self.tmp, self.path)
         else:
