@@ -199,3 +199,19 @@ def test_records_spanning_pieces_and_gzip_members(tmp_path, monkeypatch, prefetc
     first, second = b"".join(frame(r) for r in records[:4]), b"".join(frame(r) for r in records[4:])
     path.write_bytes(gzip.compress(first) + gzip.compress(second))  # two gzip members, as `cat` makes
     assert list(tfrecord.iter_records(path, prefetch=prefetch)) == records
+
+
+def test_groups_by_bytes_join_into_batches_in_order(tmp_path, monkeypatch):
+    fmt = multi_object.FORMATS["tetrominoes"]
+    rng = np.random.default_rng(8)
+    scenes = [scene(rng, fmt) for _ in range(7)]
+    path = tmp_path / "tetrominoes_train.tfrecords"
+    write_tfrecord(path, [s[0] for s in scenes])
+    monkeypatch.setattr(multi_object, "RAW_BYTES", 2 * len(scenes[0][0]))  # groups of 2 records
+    monkeypatch.setattr(multi_object, "BATCH", 3)
+    batches = list(multi_object.convert(path, multi_object.MultiObjectOptions(variant="tetrominoes"),
+                                        slice(1, None)))
+    assert [len(b["image"]) for b in batches] == [4, 2]  # 2+2 decoded >= 3, then the rest
+    np.testing.assert_array_equal(np.concatenate([b["image"] for b in batches]), np.stack([s[1] for s in scenes[1:]]))
+    np.testing.assert_array_equal(np.concatenate([b["factors"]["x"] for b in batches]),
+                                  np.stack([s[3]["x"] for s in scenes[1:]]))

@@ -160,23 +160,26 @@ def _finish(parts: list[dict], options: MultiObjectOptions) -> dict:
     return {"image": image, "mask": mask, "factors": factors}
 
 
+class _GroupDecoder:
+    """Decodes groups of records with the layout learned from the first record it is given."""
+
+    def __init__(self, fmt: Format):
+        self.fmt, self.layout, self.learned = fmt, None, False
+
+    def __call__(self, records: list[bytes]) -> dict:
+        if not self.learned:
+            self.layout, self.learned = _layout_for(records[0], self.fmt), True
+        return _decode_batch(records, self.fmt, self.layout)
+
+
 def convert(path: Path, options: MultiObjectOptions, rows: slice) -> Iterator[dict]:
     """Batches of the kept records rows.start..rows.stop-1 (after the max_objects filter), in file order.
 
     Records are decoded in groups of at most BATCH records and RAW_BYTES bytes (CLEVR's are 3 MB each),
-    and the decoded rows written BATCH at a time.
+    and the decoded rows handed on BATCH at a time.
     """
-    fmt = FORMATS[options.variant]
-    kept, layout, group, group_bytes, parts, decoded = 0, None, [], 0, [], 0
-
-    def decode_group():
-        nonlocal layout, group, group_bytes, decoded
-        if layout is None:
-            layout = _layout_for(group[0], fmt) or False
-        parts.append(_decode_batch(group, fmt, layout or None))
-        decoded += len(group)
-        group, group_bytes = [], 0
-
+    decode_group = _GroupDecoder(FORMATS[options.variant])
+    kept, group, group_bytes, parts, decoded = 0, [], 0, [], 0
     for record in tfrecord.iter_records(path):
         if options.max_objects is not None and visible_objects(record) > options.max_objects:
             continue
@@ -186,12 +189,14 @@ def convert(path: Path, options: MultiObjectOptions, rows: slice) -> Iterator[di
             group.append(record)
             group_bytes += len(record)
             if len(group) == BATCH or group_bytes >= RAW_BYTES:
-                decode_group()
+                parts.append(decode_group(group))
+                decoded += len(group)
+                group, group_bytes = [], 0
                 if decoded >= BATCH:
                     yield _finish(parts, options)
                     parts, decoded = [], 0
         kept += 1
     if group:
-        decode_group()
+        parts.append(decode_group(group))
     if parts:
         yield _finish(parts, options)
