@@ -14,16 +14,18 @@ from structae.data.sources import SOURCES, Source
 from structae.errors import UserError
 
 
-def file_digest(path: Path, algorithm: str = "sha256") -> str:
-    digest = hashlib.new(algorithm)
+def file_digests(path: Path, algorithms) -> dict[str, str]:
+    """Hex digests of the file by each algorithm, in one pass over it."""
+    digests = {algorithm: hashlib.new(algorithm) for algorithm in algorithms}
     with open(path, "rb") as handle:
         while chunk := handle.read(1 << 22):
-            digest.update(chunk)
-    return digest.hexdigest()
+            for digest in digests.values():
+                digest.update(chunk)
+    return {algorithm: digest.hexdigest() for algorithm, digest in digests.items()}
 
 
 def sha256(path: Path) -> str:
-    return file_digest(path)
+    return file_digests(path, ["sha256"])["sha256"]
 
 
 def source(name: str) -> Source:
@@ -62,17 +64,17 @@ def download(name: str, out: str | Path, mirror: str | None = None, expected: st
     except OSError as err:
         tmp.unlink(missing_ok=True)
         raise UserError(f"could not fetch {where} ({err}); check the network or set sources.mirror") from None
-    digest = sha256(tmp)
     expected = expected or src.sha256
-    checks = [("sha256", expected, digest)] if expected else [
-        (algorithm, value, file_digest(tmp, algorithm)) for algorithm, value in src.other_digests]
-    for algorithm, value, got in checks:
-        if got != value:
+    recorded = {"sha256": expected} if expected else dict(src.other_digests)
+    got = file_digests(tmp, {"sha256", *recorded})
+    digest = got["sha256"]
+    for algorithm, value in recorded.items():
+        if got[algorithm] != value:
             tmp.unlink()
-            raise UserError(f"{src.file}: {algorithm} {got} does not match the recorded {value}; the file "
-                            f"was deleted: check the source or the mirror and retry")
+            raise UserError(f"{src.file}: {algorithm} {got[algorithm]} does not match the recorded {value}; "
+                            f"the file was deleted: check the source or the mirror and retry")
     if expected is None:
-        checked = f" (its published {', '.join(a for a, *_ in checks)} match)" if checks else ""
+        checked = f" (its published {', '.join(recorded)} match)" if recorded else ""
         print(f"warning: no sha256 recorded for '{name}'{checked}; got {digest}: record it in "
               f"structae/data/sources.py after checking the file", file=sys.stderr)
     os.replace(tmp, out)

@@ -149,9 +149,11 @@ def _decode_batch(records: list[bytes], fmt: Format, layout: tfrecord.FixedLayou
 
 def _finish(parts: list[dict], options: MultiObjectOptions) -> dict:
     """Join decoded parts into one batch, then crop and resize."""
-    image = np.concatenate([p["image"] for p in parts]) if len(parts) > 1 else parts[0]["image"]
-    mask = np.concatenate([p["mask"] for p in parts]) if len(parts) > 1 else parts[0]["mask"]
-    factors = {name: np.concatenate([p["factors"][name] for p in parts]) for name in parts[0]["factors"]}
+    def join(arrays):  # one part (every fixed-size format) needs no copy
+        return arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
+
+    image, mask = join([p["image"] for p in parts]), join([p["mask"] for p in parts])
+    factors = {name: join([p["factors"][name] for p in parts]) for name in parts[0]["factors"]}
     if options.crop is not None:
         r0, r1, c0, c1 = options.crop
         image, mask = image[:, r0:r1, c0:c1], mask[:, r0:r1, c0:c1]
