@@ -135,7 +135,7 @@ def test_state_from_other_settings_is_not_resumed(engine_dir, tmp_path):
     engine.train("short", entry, 0, data, run)
     reference = _weights(run.model_file)
     changed = {**entry, "train": {**entry["train"], "lr": 0.5}}
-    run.resume_dir.mkdir()
+    run.resume_dir.mkdir(exist_ok=True)  # kept: a directory outside results/resume is not removed
     torch.save({"step": 10, "fingerprint": engine.fingerprint(changed, 0)}, run.state_file)
     engine.train("short", entry, 0, data, run)  # must start over, not load the foreign state
     for name, tensor in _weights(run.model_file).items():
@@ -219,3 +219,74 @@ def test_warmup_then_schedules():
     assert lr_factor(100, settings) == pytest.approx(0.0)
     steps = {**settings, "schedule": "step"}
     assert [lr_factor(s, steps) for s in (20, 55, 90)] == pytest.approx([1.0, 0.1, 0.01])
+
+
+def _short_run(engine_dir: Path, out: Path, **train) -> tuple[dict, object, Run]:
+    """The `short` experiment with `train` settings changed, its data files and a Run writing under `out`."""
+    config = load_config([engine_dir / "config.yaml"])
+    entry = config["experiments"]["short"]
+    entry = {**entry, "train": {**entry["train"], **train}}
+    data = experiment_data(config, "short")
+    data = type(data)(str(engine_dir / data.train), str(engine_dir / data.test))
+    return entry, data, Run(out / "model.pt", out / "log.csv", out / "resume")
+
+
+def test_log_after_a_stop_between_log_rows_is_the_uninterrupted_log(engine_dir, tmp_path, monkeypatch):
+    settings = {"steps": 60, "log_every": 20, "checkpoint_every": 40}
+    entry, data, reference = _short_run(engine_dir, tmp_path / "reference", **settings)
+    engine.train("short", entry, 0, data, reference)
+    calls = {"n": 0}
+    real_loss = tiny.loss
+
+    def stopped_at_33(outputs, batch, cfg):  # SLURM's signal arrives during step 33, between log rows
+        calls["n"] += 1
+        if calls["n"] == 33:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real_loss(outputs, batch, cfg)
+
+    _, _, run = _short_run(engine_dir, tmp_path / "stopped", **settings)
+    monkeypatch.setattr(tiny, "loss", stopped_at_33)
+    with pytest.raises(engine.Preempted):
+        engine.train("short", entry, 0, data, run)
+    monkeypatch.setattr(tiny, "loss", real_loss)
+    engine.train("short", entry, 0, data, run)
+    resumed, uninterrupted = pd.read_csv(run.log_file), pd.read_csv(reference.log_file)
+    pd.testing.assert_frame_equal(resumed.drop(columns="images_per_s"), uninterrupted.drop(columns="images_per_s"))
+
+
+def test_diverged_weights_are_never_kept_as_the_good_state(engine_dir, tmp_path):
+    # lr 1e30: the first step's loss is finite but leaves weights that give a non-finite loss next step.
+    entry, data, run = _short_run(engine_dir, tmp_path, lr=1e30, checkpoint_every=1)
+    with pytest.raises(engine.UserError, match=r"at step 2; no state kept; lower train.lr \(now 1e\+30\)"):
+        engine.train("short", entry, 0, data, run)
+    assert not run.state_file.exists() and not run.model_file.exists()
+
+
+def test_a_finished_run_removes_only_its_own_resume_files(engine_dir, tmp_path):
+    entry, data, run = _short_run(engine_dir, tmp_path)
+    run.resume_dir.mkdir(parents=True)
+    (run.resume_dir / "notes.txt").write_text("not the trainer's")
+    engine.train("short", entry, 0, data, run)
+    assert run.model_file.exists() and (run.resume_dir / "notes.txt").read_text() == "not the trainer's"
+    assert sorted(p.name for p in run.resume_dir.iterdir()) == ["notes.txt"]
+
+
+def test_resume_files_that_are_the_outputs_are_refused(engine_dir, tmp_path):
+    entry, data, _ = _short_run(engine_dir, tmp_path)
+    run = Run(tmp_path / "out/model.pt", tmp_path / "out/train_log.csv", tmp_path / "out")
+    with pytest.raises(engine.UserError, match="would hold the run's output"):
+        engine.train("short", entry, 0, data, run)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("name", ["../../x", "a/b", "X", "\udcff", ""])
+def test_unsafe_experiment_names_are_refused_with_and_without_spec(engine_dir, name):
+    spec = json.dumps(CONFIG["experiments"]["short"])
+    before = sorted(p for p in engine_dir.rglob("*") if p.is_file())
+    for extra in ([], ["--spec", spec, "--data", "data/processed/blobs/train.h5"]):
+        result = subprocess.run([*STRUCTAE, "train", "--experiment", name, *extra], cwd=engine_dir,
+                                capture_output=True, env={**os.environ, "PYTHONIOENCODING": "utf-8"})
+        stderr = result.stderr.decode("utf-8", "replace")
+        assert result.returncode == 2 and len(stderr.strip().splitlines()) == 1, stderr
+        assert "is not allowed; use lower_snake_case" in stderr
+    assert sorted(p for p in engine_dir.rglob("*") if p.is_file()) == before

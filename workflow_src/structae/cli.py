@@ -18,7 +18,9 @@ from structae.errors import Preempted, UserError
 def _entry(args, section: str, name: str) -> dict:
     """The config entry `section.name`: from --spec when given, else from the --config files."""
     from structae import config as cfg
+    from structae import names
 
+    names.check(section[:-1], name)
     if args.spec is not None:
         try:
             entry = json.loads(args.spec)

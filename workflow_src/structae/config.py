@@ -7,6 +7,8 @@ stop on the same mistakes with the same one-line message.
 from __future__ import annotations
 
 import copy
+import json
+import math
 from collections.abc import Iterable, Mapping
 from functools import cache
 from pathlib import Path
@@ -15,13 +17,18 @@ from typing import Any
 import jsonschema
 import yaml
 
-from structae import models
+from structae import config_files, models, names
 from structae.errors import UserError
 
 SCHEMA_PATH = Path(__file__).with_name("schemas") / "config.schema.yaml"
 # Keys of an experiment that do not change the trained model: changing them must not retrain (the workflow's
 # train params and the resume state's fingerprint both leave them out).
 NOT_TRAINING = ("seeds", "evaluate", "resources", "reported")
+# Bounds on what a config may expand to. YAML anchors can nest exponentially (a few lines holding gigabytes)
+# and every entry travels on a command line (--spec), where one argument is limited to 128 KiB.
+MAX_VALUES = 100_000
+MAX_ENTRY_BYTES = 64 * 1024
+SECTIONS = ("datasets", "splits", "experiments")
 
 
 @cache
@@ -43,7 +50,14 @@ def _with_defaults(validator_class):
     return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
 
 
-_Validator = _with_defaults(jsonschema.Draft202012Validator)
+def _is_integer(checker, instance) -> bool:
+    # JSON Schema counts 20.0 as an integer; Python code downstream (range(), shapes) does not.
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
+_Validator = jsonschema.validators.extend(
+    _with_defaults(jsonschema.Draft202012Validator),
+    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_integer))
 
 
 def _key_path(path: Iterable) -> str:
@@ -64,20 +78,63 @@ def _describe(error: jsonschema.ValidationError) -> str:
         return f"{where}: missing key '{missing[0]}'"
     if kind == "enum":
         return f"{where}: {error.instance!r} is not allowed; choose one of: {', '.join(map(str, value))}"
+    if kind == "type" and value == "integer" and isinstance(error.instance, float) and error.instance.is_integer():
+        return f"{where}: {error.instance!r} must be an integer; write {int(error.instance)}"
     if kind == "type":
         wanted = " or ".join(value) if isinstance(value, list) else value
         return f"{where}: {error.instance!r} is not of type {wanted}"
     if kind in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
         sign = {"minimum": ">=", "exclusiveMinimum": ">", "maximum": "<=", "exclusiveMaximum": "<"}[kind]
         return f"{where}: {error.instance!r} is out of range; it must be {sign} {value}"
-    if kind == "propertyNames":
-        return f"{where}: name {error.instance!r} must be lower_snake_case ({error.message})"
     if kind == "minProperties":
         return f"{where}: must not be empty"
     return f"{where}: {error.message}"
 
 
+def _check_values(instance: object, source: str, prefix: tuple = ()) -> None:
+    """Every number finite, and at most MAX_VALUES values in all, counted as expanded (one walk, which stops
+    as soon as the bound is passed, so an anchor bomb costs nothing)."""
+    stack, count = [(prefix, instance)], 0
+    while stack:
+        path, value = stack.pop()
+        count += 1
+        if count > MAX_VALUES:
+            raise UserError(f"{source}: the config expands to more than {MAX_VALUES:,} values (nested YAML anchors?); "
+                            "write the settings out plainly")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise UserError(f"{source}: {_key_path(path)}: {value!r} is not a finite number; write a finite value")
+        if isinstance(value, Mapping):
+            stack.extend(((*path, key), item) for key, item in value.items())
+        elif isinstance(value, list | tuple):
+            stack.extend(((*path, index), item) for index, item in enumerate(value))
+
+
+def _check_entry_size(section: str, name: str, entry: dict, source: str) -> None:
+    size = len(json.dumps(entry))
+    if size > MAX_ENTRY_BYTES:
+        raise UserError(f"{source}: {section}.{name}: {size:,} bytes of settings, more than the {MAX_ENTRY_BYTES:,} "
+                        "an entry may hold (it is passed to its jobs on the command line); keep entries small")
+
+
+def _check_names(config: dict, source: str) -> None:
+    """Names that become paths or wildcards follow structae.names (one rule for the workflow and the CLI)."""
+    for section in SECTIONS:
+        for name, entry in (config.get(section) or {}).items():
+            _named(f"{section} entry", name, source)
+            if section == "datasets" and isinstance(entry, Mapping):
+                for split in entry.get("sizes") or {}:
+                    _named(f"datasets.{name}.sizes split", split, source)
+
+
+def _named(what: str, name: object, source: str) -> None:
+    try:
+        names.check(what, name)
+    except UserError as err:
+        raise UserError(f"{source}: {err}") from None
+
+
 def _validate(instance: dict, subschema: dict, source: str, prefix: tuple = ()) -> None:
+    _check_values(instance, source, prefix)
     errors = list(_Validator(subschema).iter_errors(instance))
     if errors:
         deepest = max(errors, key=lambda e: len(e.absolute_path))
@@ -91,12 +148,19 @@ def validate_config(config: dict, source: str = "config") -> dict:
     Raises UserError with one line naming `source`, the key and what is allowed.
     """
     _validate(config, schema(), source)
+    _check_names(config, source)
+    for section in SECTIONS:
+        for name, entry in config.get(section, {}).items():
+            _check_entry_size(section, name, entry, source)
     _check_references(config, source)
     return config
 
 
 def validate_entry(section: str, name: str, entry: dict, source: str = "--spec") -> dict:
     """Check one entry of `datasets`, `splits` or `experiments` (as the workflow passes it to the CLI)."""
+    _named(f"{section} entry", name, source)
+    if not isinstance(entry, dict):
+        raise UserError(f"{source}: {section}.{name}: expected a mapping of settings")
     _validate(entry, schema()["properties"][section]["additionalProperties"], source, (section, name))
     return entry
 
@@ -157,26 +221,12 @@ def merge(base: dict, override: Mapping) -> dict:
     return merged
 
 
-def read_yaml(path: Path) -> dict:
-    if not path.is_file():
-        raise UserError(f"config file {path} not found; pass an existing file with --config")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        at = f" at line {mark.line + 1}" if mark else ""
-        raise UserError(f"{path}: not valid YAML{at}; fix the syntax") from None
-    if not isinstance(data, dict):
-        raise UserError(f"{path}: expected a mapping of settings at the top level")
-    return data
-
-
 def load_config(paths: Iterable[str | Path]) -> dict:
     """Read, merge (later files override earlier ones) and validate config files."""
     paths = [Path(p) for p in paths]
     config: dict[str, Any] = {}
     for path in paths:
-        config = merge(config, read_yaml(path))
+        config = merge(config, config_files.read(path))
     return validate_config(config, source=" + ".join(str(p) for p in paths))
 
 

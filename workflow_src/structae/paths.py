@@ -27,10 +27,13 @@ def train_log(experiment: str, seed: int | str) -> str:
     return f"results/checkpoints/{experiment}/seed{seed}/train_log.csv"
 
 
+RESUME_ROOT = "results/resume"
+
+
 def resume_dir(experiment: str, seed: int | str) -> str:
     """Training state of an unfinished run. Not a workflow output (Snakemake would delete it before a
     rerun) and not versioned: it exists only between a preemption and the resumed job's end."""
-    return f"results/resume/{experiment}/seed{seed}"
+    return f"{RESUME_ROOT}/{experiment}/seed{seed}"
 
 
 def metrics(experiment: str) -> str:

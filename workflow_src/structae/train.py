@@ -8,6 +8,12 @@ Preemption: SIGTERM and SIGUSR1 (what SLURM sends before a preemption or the tim
 current step, write the resume state and exit with 128 + the signal number; rerunning the same
 command resumes. The resume state lives outside the workflow's outputs (paths.resume_dir), carries a
 fingerprint of the experiment's settings, and is ignored, with a warning, if the settings changed.
+It also carries the partial sums of the log interval in progress, so the resumed log is the
+uninterrupted one.
+
+Divergence: a periodic resume state is written only once the step after it has given a finite loss
+(weights that look finite can already be diverged), so the state kept after a non-finite loss is one
+that trains on. A finished run removes only the files it wrote in its resume directory.
 """
 
 from __future__ import annotations
@@ -16,7 +22,6 @@ import csv
 import hashlib
 import json
 import math
-import shutil
 import signal
 import sys
 import time
@@ -28,7 +33,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from structae import checkpoint, distributed, files, models
+from structae import checkpoint, distributed, files, models, paths
 from structae.config import NOT_TRAINING
 from structae.data import loader
 from structae.errors import Preempted, UserError
@@ -53,6 +58,25 @@ class Run:
     @property
     def partial_log(self) -> Path:
         return self.resume_dir / "train_log.csv"
+
+    def check(self) -> None:
+        """The resume files must not be the outputs: a finished run deletes them."""
+        outputs = {self.model_file.resolve(), self.log_file.resolve()}
+        for own in (self.state_file, self.partial_log):
+            if own.resolve() in outputs:
+                raise UserError(f"the resume directory {self.resume_dir} would hold the run's output {own}; "
+                                "give --resume-dir a directory of its own")
+
+    def clean_up(self) -> None:
+        """Remove the resume files this run wrote, and directories left empty under the project's resume root;
+        nothing else (--resume-dir may name a directory that holds other files)."""
+        for own in (self.state_file, self.partial_log):
+            own.unlink(missing_ok=True)
+            own.with_name(own.name + ".tmp").unlink(missing_ok=True)
+        root = Path(paths.RESUME_ROOT).resolve()
+        for directory in (self.resume_dir.resolve(), self.resume_dir.resolve().parent):
+            if root in directory.parents and directory.is_dir() and not any(directory.iterdir()):
+                directory.rmdir()
 
 
 def lr_factor(step: int, settings: dict) -> float:
@@ -134,12 +158,31 @@ class CsvLog:
                 self._write(file, row, header=len(self.rows) == 1)
 
 
-def _save_state(run: Run, ctx, step, model, optimizer, scheduler, log: CsvLog, stamp: str) -> None:
-    rng = ctx.gather(_rng_state(ctx))  # every process's stream, so a resumed DDP run continues each
+@dataclass
+class Snapshot:
+    """What a resume state holds beyond the model and optimiser, taken after `step` steps: every process's
+    random stream (a resumed DDP run continues each), the log rows and the sums of the interval in progress."""
+
+    step: int
+    rng: list
+    log_rows: list[dict]
+    sums: dict[str, float]
+
+
+def _snapshot(ctx, step: int, log: CsvLog, sums: dict) -> Snapshot:
+    return Snapshot(step, ctx.gather(_rng_state(ctx)), list(log.rows), dict(sums))
+
+
+def _save_state(run: Run, ctx, snap: Snapshot, model, optimizer, scheduler, stamp: str) -> None:
     if ctx.main:
-        checkpoint.atomic_save({"step": step, "fingerprint": stamp, "world": ctx.world, "rng": rng,
+        checkpoint.atomic_save({"step": snap.step, "fingerprint": stamp, "world": ctx.world, "rng": snap.rng,
                                 "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                                "scheduler": scheduler.state_dict(), "log": log.rows}, run.state_file)
+                                "scheduler": scheduler.state_dict(), "log": snap.log_rows, "sums": snap.sums},
+                               run.state_file)
+
+
+def _finite(model: torch.nn.Module) -> bool:
+    return all(torch.isfinite(p).all() for p in model.parameters())
 
 
 def _load_state(run: Run, stamp: str, ctx) -> dict | None:
@@ -162,6 +205,7 @@ def train(name: str, entry: dict, seed: int, data: ExperimentData, run: Run, thr
     Returns {"steps", "loss"} of the finished run. Raises Preempted after a stop signal, UserError on
     bad input or a non-finite loss.
     """
+    run.check()
     ctx = distributed.start()
     try:
         if threads:
@@ -206,6 +250,7 @@ def fit(name: str, entry: dict, seed: int, images: loader.ImageSet, run: Run,
             print(f"warning: resuming {state['world']}-process state with {ctx.world} processes; "
                   "random streams restart", file=sys.stderr)
     log = CsvLog(run.partial_log, state["log"] if state else [], ctx.main)
+    sums: dict[str, float] = dict(state.get("sums", {})) if state else {}  # the log interval in progress
     if ctx.main:
         print(f"training {name} seed {seed}: {info.n_images} images, {ctx.world} process(es) on "
               f"{ctx.device.type}, global batch {settings['batch_size']}", file=sys.stderr)
@@ -218,8 +263,9 @@ def fit(name: str, entry: dict, seed: int, images: loader.ImageSet, run: Run,
     steps, batch_size, per_process = settings["steps"], settings["batch_size"], settings["batch_size"] // ctx.world
     progress = tqdm(total=steps, initial=start, desc=f"{name} seed {seed}", disable=not ctx.main,
                     mininterval=1.0 if sys.stderr.isatty() else 30.0, dynamic_ncols=True)
-    sums: dict[str, float] = {}
     tick, last = time.perf_counter(), {}
+    resumed_at = saved = start  # saved: the step of the state on disk
+    pending = None  # a snapshot waiting for the next step's loss to prove it finite
     with StopRequest().installed() as stop:
         model.train()
         for step in range(start, steps):
@@ -230,9 +276,12 @@ def fit(name: str, entry: dict, seed: int, images: loader.ImageSet, run: Run,
             loss = terms["loss"]
             logged = ctx.mean(torch.stack([t.detach().float() for t in terms.values()]))
             if not torch.isfinite(logged[0]):
-                kept = f"the last good state (step {start}) is kept in {run.state_file}" if start else "no state kept"
+                kept = f"the last good state (step {saved}) is kept in {run.state_file}" if saved else "no state kept"
                 raise UserError(f"experiments.{name}: loss is {logged[0].item()} at step {step + 1}; {kept}; "
-                                "lower train.lr or set train.grad_clip")
+                                f"lower train.lr (now {settings['lr']:g}) or set train.grad_clip")
+            if pending is not None:  # the weights it holds gave a finite loss: a state to resume from
+                _save_state(run, ctx, pending, model, optimizer, scheduler, stamp)
+                saved, pending = pending.step, None
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if settings["grad_clip"]:
@@ -245,26 +294,28 @@ def fit(name: str, entry: dict, seed: int, images: loader.ImageSet, run: Run,
             done = step + 1
             if done % settings["log_every"] == 0 or done == steps:
                 now = time.perf_counter()
-                interval = done - (log.rows[-1]["step"] if log.rows else start)
-                last = {key: total / interval for key, total in sums.items()}
-                log.append({"step": done, **last, "lr": lr,
-                            "images_per_s": interval * batch_size / (now - tick)})
+                previous = log.rows[-1]["step"] if log.rows else 0
+                last = {key: total / (done - previous) for key, total in sums.items()}
+                timed = done - max(previous, resumed_at)  # steps this process ran since `tick`
+                log.append({"step": done, **last, "lr": lr, "images_per_s": timed * batch_size / (now - tick)})
                 progress.set_postfix(loss=f"{last['loss']:.4g}", img_s=f"{log.rows[-1]['images_per_s']:.0f}")
                 sums, tick = {}, now
             progress.update(1)
             stopping = ctx.any(stop.signum is not None)
-            if done % settings["checkpoint_every"] == 0 or stopping:
-                _save_state(run, ctx, done, model, optimizer, scheduler, log, stamp)
-                start = done
+            if stopping and _finite(model):  # no next step to vouch for it: finite weights must do
+                _save_state(run, ctx, _snapshot(ctx, done, log, sums), model, optimizer, scheduler, stamp)
+            elif done % settings["checkpoint_every"] == 0 and done < steps:
+                pending = _snapshot(ctx, done, log, sums)
             if stopping and done < steps:
                 progress.close()
                 signum = stop.signum or signal.SIGTERM  # another process got the signal
                 raise Preempted(signal.Signals(signum).name, signum, done, run.state_file)
     progress.close()
+    if not _finite(model):
+        raise UserError(f"experiments.{name}: the weights are not finite after the last step; "
+                        f"lower train.lr (now {settings['lr']:g}) or set train.grad_clip")
     if ctx.main:
         checkpoint.save_model(run.model_file, entry["model"], name, seed, steps, config, info, model)
         files.write_text(run.log_file, run.partial_log.read_text())
-        shutil.rmtree(run.resume_dir)  # finished: a rerun (after a settings change) starts fresh
-        if run.resume_dir.parent.is_dir() and not any(run.resume_dir.parent.iterdir()):
-            run.resume_dir.parent.rmdir()
+        run.clean_up()  # finished: a rerun (after a settings change) starts fresh
     return {"steps": steps, **last}
