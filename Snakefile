@@ -4,10 +4,26 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
+include: "rules/config_files.smk"
+
+
 configfile: "config.yaml"
 
 
 include: "rules/common.smk"
+
+
+# A requested path can never smuggle shell syntax or `..` into a job: every wildcard is a safe name or a
+# rule's narrower choice (and shell lines quote every value with :q as well).
+wildcard_constraints:
+    dataset=SAFE_NAME,
+    split=SAFE_NAME,
+    experiment=SAFE_NAME,
+    paper=SAFE_NAME,
+    figure=SAFE_NAME,
+    seed=r"\d+",
+
+
 include: "rules/data.smk"
 include: "rules/train.smk"
 include: "rules/evaluate.smk"

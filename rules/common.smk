@@ -1,10 +1,12 @@
 # Validation of the config and the helpers (input functions, target lists) the rules use.
 import json
+import re
 import sys
 
-from structae import paths
+from structae import names, paths
 from structae.config import NOT_TRAINING, validate_config
 from structae.data.datasets import raw_path, sources_of
+from structae.data.sources import SOURCES
 from structae.errors import UserError
 from structae.figures import figure_file, figure_names, figures_of_model
 
@@ -23,9 +25,12 @@ SPLITS = config["splits"]
 EXPERIMENTS = config["experiments"]
 
 
-def _choice(names):
-    """A wildcard constraint matching exactly `names` (and nothing when there are none)."""
-    return "|".join(sorted(names)) or "(?!)"
+def _choice(choices):
+    """A wildcard constraint matching exactly `choices` (and nothing when there are none)."""
+    return "|".join(sorted(map(re.escape, choices))) or "(?!)"
+
+
+SAFE_NAME = names.PATTERN  # every wildcard's constraint unless a rule narrows it (Snakefile)
 
 
 GENERATED = _choice(d for d, spec in DATASETS.items() if not sources_of(spec))
@@ -33,6 +38,8 @@ CONVERTED = _choice(d for d, spec in DATASETS.items() if sources_of(spec))
 EXPERIMENT = _choice(EXPERIMENTS)
 MODEL_FIGURE = _choice(figure_names())
 TABLE = _choice({exp["paper"] for exp in EXPERIMENTS.values()})
+SOURCE = _choice(SOURCES)
+SOURCE_FILE = _choice({source.file for source in SOURCES.values()})
 
 
 def _entry_json(entry):
@@ -66,10 +73,11 @@ def train_resource(name):
 
 
 def train_launcher(wildcards, resources):
-    """`structae`, or torchrun with one process per GPU the job was given (DDP on one node)."""
+    """`structae`, or torchrun with one process per GPU the job was given (DDP on one node); a list of words
+    that the shell line quotes one by one."""
     if resources.gpu > 1:
-        return f"torchrun --standalone --nproc_per_node {resources.gpu} -m structae.cli"
-    return "structae"
+        return ["torchrun", "--standalone", "--nproc_per_node", str(resources.gpu), "-m", "structae.cli"]
+    return ["structae"]
 
 
 def experiment_spec(wildcards):
@@ -91,11 +99,20 @@ def evaluate_inputs(wildcards):
 
 
 def reference_option(wildcards, input):
-    return f"--reference-checkpoints {' '.join(input.reference)}" if input.reference else ""
+    """Options as lists of words, so that the shell line quotes each (an empty list adds nothing)."""
+    return ["--reference-checkpoints", *input.reference] if input.reference else []
 
 
 def split_option(wildcards, input):
-    return f"--split-index {input.split}" if input.split else ""
+    return ["--split-index", *input.split] if input.split else []
+
+
+def curves_title(wildcards):
+    return f"training curves: {wildcards.paper}"
+
+
+def maganet_experiments(wildcards=None):
+    return experiments_of("maganet")
 
 
 def checkpoints_of(experiment):

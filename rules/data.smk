@@ -8,6 +8,9 @@ localrules:
 rule download_source:
     output:
         "data/raw/{source}/{file}",
+    wildcard_constraints:
+        source=SOURCE,
+        file=SOURCE_FILE,
     params:
         mirror=config["sources"]["mirror"] or "",
     log:
@@ -15,7 +18,8 @@ rule download_source:
     conda:
         "../envs/structae.yaml"
     shell:
-        "structae data download --source {wildcards.source} --out {output} --mirror '{params.mirror}' > {log} 2>&1"
+        "exec structae data download --source {wildcards.source:q} --out {output:q} --mirror {params.mirror:q} "
+        "> {log:q} 2>&1"
 
 
 rule generate_dataset:
@@ -32,8 +36,8 @@ rule generate_dataset:
     conda:
         "../envs/structae.yaml"
     shell:
-        "structae data make --dataset {wildcards.dataset} --split {wildcards.split} --out {output} "
-        "--spec {params.spec:q} > {log} 2>&1"
+        "exec structae data make --dataset {wildcards.dataset:q} --split {wildcards.split:q} --out {output:q} "
+        "--spec {params.spec:q} > {log:q} 2>&1"
 
 
 rule convert_dataset:
@@ -54,8 +58,8 @@ rule convert_dataset:
     conda:
         "../envs/structae.yaml"
     shell:
-        "structae data make --dataset {wildcards.dataset} --split {wildcards.split} --out {output} "
-        "--raw {input.raw} --spec {params.spec:q} > {log} 2>&1"
+        "exec structae data make --dataset {wildcards.dataset:q} --split {wildcards.split:q} --out {output:q} "
+        "--raw {input.raw:q} --spec {params.spec:q} > {log:q} 2>&1"
 
 
 rule split_dataset:
@@ -70,5 +74,5 @@ rule split_dataset:
     conda:
         "../envs/structae.yaml"
     shell:
-        "structae split --split {wildcards.split} --data {input} --out {output} --spec {params.spec:q} "
-        "> {log} 2>&1"
+        "exec structae split --split {wildcards.split:q} --data {input:q} --out {output:q} --spec {params.spec:q} "
+        "> {log:q} 2>&1"

@@ -23,8 +23,8 @@ rule evaluate:
     conda:
         "../envs/structae.yaml"
     shell:
-        "structae evaluate --experiment {wildcards.experiment} --spec {params.spec:q} --data {input.data} "
-        "{params.split} --checkpoints {input.checkpoints} {params.reference} --out {output} > {log} 2>&1"
+        "exec structae evaluate --experiment {wildcards.experiment:q} --spec {params.spec:q} --data {input.data:q} "
+        "{params.split:q} --checkpoints {input.checkpoints:q} {params.reference:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule table_metrics:
@@ -41,4 +41,4 @@ rule table_metrics:
     conda:
         "../envs/structae.yaml"
     shell:
-        "structae table --metrics {input} --out {output.csv} --markdown {output.markdown} > {log} 2>&1"
+        "exec structae table --metrics {input:q} --out {output.csv:q} --markdown {output.markdown:q} > {log:q} 2>&1"

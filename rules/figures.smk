@@ -22,7 +22,7 @@ rule figure_data:
     conda:
         "../envs/structae.yaml"
     shell:
-        "structae data inspect --data {input} --out {output} > {log} 2>&1"
+        "exec structae data inspect --data {input:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule figure_curves:
@@ -33,13 +33,14 @@ rule figure_curves:
                caption="../report/curves.rst"),
     wildcard_constraints:
         paper=TABLE,
+    params:
+        title=curves_title,
     log:
         "logs/figure_curves/{paper}.log",
     conda:
         "../envs/structae.yaml"
     shell:
-        "structae figure curves --logs {input} --out {output} --title 'training curves: {wildcards.paper}' "
-        "> {log} 2>&1"
+        "exec structae figure curves --logs {input:q} --out {output:q} --title {params.title:q} > {log:q} 2>&1"
 
 
 rule figure_model:
@@ -61,8 +62,8 @@ rule figure_model:
     conda:
         "../envs/structae.yaml"
     shell:
-        "structae figure model --model {params.model} --figure {wildcards.figure} --checkpoint {input.model} --data {input.data} "
-        "{params.split} --out {output} --title {wildcards.experiment} > {log} 2>&1"
+        "exec structae figure model --model {params.model:q} --figure {wildcards.figure:q} --checkpoint {input.model:q} "
+        "--data {input.data:q} {params.split:q} --out {output:q} --title {wildcards.experiment:q} > {log:q} 2>&1"
 
 
 rule figure_iterations:
@@ -78,7 +79,7 @@ rule figure_iterations:
     conda:
         "../envs/structae.yaml"
     shell:
-        "structae figure iterations --metrics {input} --out {output} > {log} 2>&1"
+        "exec structae figure iterations --metrics {input:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule embed_latents:
@@ -95,7 +96,8 @@ rule embed_latents:
     conda:
         "../envs/structae.yaml"
     shell:
-        "structae embed --checkpoint {input.model} --data {input.data} {params.split} --out {output} > {log} 2>&1"
+        "exec structae embed --checkpoint {input.model:q} --data {input.data:q} {params.split:q} --out {output:q} "
+        "> {log:q} 2>&1"
 
 
 rule figure_umap:
@@ -107,14 +109,14 @@ rule figure_umap:
     wildcard_constraints:
         factor="shape|posX|posY|scale|orientation",
     params:
-        labels=lambda wildcards: " ".join(umap_experiments()),
+        labels=umap_experiments,
     log:
         "logs/figure_umap/{factor}.log",
     conda:
         "../envs/structae.yaml"
     shell:
-        "structae figure umap --embeddings {input} --labels {params.labels} --factor {wildcards.factor} "
-        "--out {output} > {log} 2>&1"
+        "exec structae figure umap --embeddings {input:q} --labels {params.labels:q} --factor {wildcards.factor:q} "
+        "--out {output:q} > {log:q} 2>&1"
 
 
 rule figure_recombination:
@@ -124,15 +126,15 @@ rule figure_recombination:
         report("results/figures/maganet/recombination.png", category="maganet", subcategory="recombination",
                caption="../report/recombination.rst"),
     params:
-        labels=lambda wildcards: " ".join(experiments_of("maganet")),
+        labels=maganet_experiments,
         split=split_option,
     log:
         "logs/figure_recombination.log",
     conda:
         "../envs/structae.yaml"
     shell:
-        "structae figure recombination --checkpoints {input.models} --labels {params.labels} --data {input.data} "
-        "{params.split} --out {output} > {log} 2>&1"
+        "exec structae figure recombination --checkpoints {input.models:q} --labels {params.labels:q} "
+        "--data {input.data:q} {params.split:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule figure_reconstructions:
@@ -143,14 +145,14 @@ rule figure_reconstructions:
         report("results/figures/swwae/reconstructions.png", category="swwae", subcategory="reconstructions",
                caption="../report/reconstructions.rst"),
     params:
-        labels=lambda wildcards: " ".join(swwae_reconstruction_experiments()),
+        labels=swwae_reconstruction_experiments,
     log:
         "logs/figure_reconstructions.log",
     conda:
         "../envs/structae.yaml"
     shell:
-        "structae figure reconstructions --checkpoints {input.models} --labels {params.labels} --data {input.data} "
-        "--out {output} > {log} 2>&1"
+        "exec structae figure reconstructions --checkpoints {input.models:q} --labels {params.labels:q} "
+        "--data {input.data:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule figure_error_vs_labels:
@@ -164,4 +166,4 @@ rule figure_error_vs_labels:
     conda:
         "../envs/structae.yaml"
     shell:
-        "structae figure errors --metrics {input} --out {output} > {log} 2>&1"
+        "exec structae figure errors --metrics {input:q} --out {output:q} > {log:q} 2>&1"

@@ -1,5 +1,7 @@
 # One job per (experiment, seed). An interrupted job keeps its state under results/resume/, which is
-# not an output, so a rerun (or a retry after preemption) resumes instead of starting over.
+# not an output, so a rerun (or a retry after preemption) resumes instead of starting over. The shell line
+# execs the trainer: it is the job's process, so the SIGTERM that stops the job reaches it (it saves and
+# exits) instead of killing a wrapper shell and leaving the trainer running.
 
 
 rule train:
@@ -29,6 +31,6 @@ rule train:
     conda:
         "../envs/structae.yaml"
     shell:
-        "{params.launcher} train --experiment {wildcards.experiment} --seed {wildcards.seed} --spec {params.spec:q} "
-        "--data {input.data} {params.split} --threads {resources.cpus_per_task} --out {output.model} --train-log {output.log} "
-        "> {log} 2>&1"
+        "exec {params.launcher:q} train --experiment {wildcards.experiment:q} --seed {wildcards.seed:q} "
+        "--spec {params.spec:q} --data {input.data:q} {params.split:q} --threads {resources.cpus_per_task:q} "
+        "--out {output.model:q} --train-log {output.log:q} > {log:q} 2>&1"

@@ -1,5 +1,6 @@
 """Bad config input ends in one clear line naming the key and what is allowed, and writes nothing."""
 
+import json
 import subprocess
 import sys
 
@@ -13,7 +14,8 @@ from structae.errors import UserError
 
 
 def _write(tmp_path, mutate):
-    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    # Through JSON: config.yaml's anchors make entries share objects, and a mistake goes into one entry only.
+    config = json.loads(json.dumps(yaml.safe_load((REPO / "config.yaml").read_text())))
     mutate(config)
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
@@ -87,3 +89,72 @@ def test_workflow_stops_on_a_bad_config_with_one_line(workflow_dir):
     assert lines == ["structae: error: config.yaml: datasets.two_shapes.sizes.train: -1 is out of range; "
                      "it must be >= 0"]
     assert not (workflow_dir / "data" / "processed").exists()
+
+
+@pytest.mark.parametrize("mutate, expected", [
+    (lambda c: c["experiments"]["cae_two_shapes"]["train"].update(lr=float("nan")),
+     "experiments.cae_two_shapes.train.lr: nan is not a finite number; write a finite value"),
+    (lambda c: c["experiments"]["cae_two_shapes"]["train"].update(lr=float("inf")),
+     "train.lr: inf is not a finite number"),
+    (lambda c: c["experiments"]["iodine_multi_dsprites"]["model_config"].update(sigma=float("-inf")),
+     "model_config.sigma: -inf is not a finite number"),
+    (lambda c: c["experiments"]["cae_two_shapes"]["train"].update(steps=20.0),
+     "experiments.cae_two_shapes.train.steps: 20.0 must be an integer; write 20"),
+    (lambda c: c["datasets"]["two_shapes"]["sizes"].update(train=64.0), "sizes.train: 64.0 must be an integer"),
+    (lambda c: c["experiments"]["cae_two_shapes"].update(seeds=[0.0]), "seeds.0: 0.0 must be an integer; write 0"),
+    (lambda c: c["experiments"].update({"Bad-Name": c["experiments"]["cae_two_shapes"]}),
+     "experiments entry name 'Bad-Name' is not allowed; use lower_snake_case"),
+    (lambda c: c["datasets"]["two_shapes"]["sizes"].update({"../up": 5}), "name '../up' is not allowed"),
+    (lambda c: c["experiments"]["cae_two_shapes"]["model_config"].update(blob=["x" * 1000] * 100),
+     "experiments.cae_two_shapes: 100,"),
+])
+def test_bad_values_are_one_line_naming_the_key(tmp_path, mutate, expected):
+    test_mistakes_are_one_line_naming_the_key(tmp_path, mutate, expected)
+
+
+def _write_text(tmp_path, text: str | bytes):
+    path = tmp_path / "config.yaml"
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    return path
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("scale: tiny\ntrain: 1\ndatasets: {}\ntrain: 2\n",
+     "line 4: key 'train' appears twice in one mapping and YAML would keep only the last; remove one"),
+    ((REPO / "config.yaml").read_bytes().replace(b"cae_two_shapes:", b"cae_\xff:"),
+     "is not UTF-8 text (byte 0xff); save the file as UTF-8"),
+    ("__use_yte__: true\n" + (REPO / "config.yaml").read_text(),
+     "__use_yte__ makes Snakemake run Python templates from the config"),
+    ("a: &a [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]\n" + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, "
+        f"*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}]\n"
+        for i in range(8)) + "scale: tiny\n",
+     "expands to more than 100,000 values (nested YAML anchors?)"),
+])
+def test_unsafe_config_files_are_refused_in_one_line(tmp_path, text, expected):
+    with pytest.raises(UserError) as err:
+        load_config([_write_text(tmp_path, text)])
+    assert expected in str(err.value) and "\n" not in str(err.value)
+
+
+def test_merge_keys_may_override_without_counting_as_duplicates(tmp_path):
+    text = (REPO / "config.yaml").read_text()
+    assert "<<: *" in text  # config.yaml derives experiments from others
+    load_config([_write_text(tmp_path, text)])
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("__use_yte__: true\nscale: ?f\"{__import__('pathlib').Path('{owned}').touch()}tiny\"\n",
+     "__use_yte__ makes Snakemake run Python templates"),
+    ("scale: tiny\nscale: paper\n", "line 2: key 'scale' appears twice"),
+    (b"scale: tiny\ndatasets: {\xff: {}}\n", "line 2 is not UTF-8 text (byte 0xff)"),
+])
+def test_workflow_refuses_unsafe_config_yaml_before_snakemake_reads_it(workflow_dir, tmp_path, text, expected):
+    owned = tmp_path / "owned"
+    text = text.replace("{owned}", str(owned)) if isinstance(text, str) else text
+    (workflow_dir / "config.yaml").write_bytes(text.encode() if isinstance(text, str) else text)
+    result = subprocess.run([sys.executable, "-m", "snakemake", "-n", "all"], cwd=workflow_dir,
+                            capture_output=True, text=True)
+    lines = [line for line in result.stderr.splitlines() if "structae" in line]
+    assert result.returncode != 0 and len(lines) == 1 and expected in lines[0], result.stderr[-2000:]
+    assert "Traceback" not in result.stderr and not owned.exists()
