@@ -150,6 +150,19 @@ def test_splits_take_consecutive_records(tmp_path):
             assert file.attrs["source_format"] == "multi_object"
 
 
+def test_sizes_beyond_the_source_are_refused_naming_the_available_count(tmp_path):
+    fmt = multi_object.FORMATS["tetrominoes"]
+    rng = np.random.default_rng(5)
+    path = tmp_path / "tetrominoes_train.tfrecords"
+    write_tfrecord(path, [scene(rng, fmt)[0] for _ in range(7)])
+    spec = {"kind": "multi_object", "options": {"variant": "tetrominoes"}, "sizes": {"train": 4, "test": 5},
+            "seed": 0}
+    out = tmp_path / "test.h5"
+    with pytest.raises(UserError, match=r"datasets.tet.sizes.test: 5 images asked for, but the source has only 3"):
+        make_split({"datasets": {"tet": spec}}, "tet", "test", out, [path])
+    assert not out.exists() and not (tmp_path / "test.h5.tmp").exists()
+
+
 def _corrupt_and_convert(tmp_path, damage):
     fmt = multi_object.FORMATS["tetrominoes"]
     rng = np.random.default_rng(3)
@@ -179,6 +192,17 @@ def test_flipped_byte_names_file_and_record(tmp_path):
 def test_truncated_file_names_the_record(tmp_path):
     message = _corrupt_and_convert(tmp_path, lambda raw: gzip.compress(raw)[: len(gzip.compress(raw)) // 2])
     assert "record" in message and "corrupt" in message
+
+
+@pytest.mark.parametrize("field", ["crc32", "length"])
+def test_damaged_gzip_trailer_is_named_not_a_record(tmp_path, field):
+    def damage(raw):
+        packed = bytearray(gzip.compress(raw))
+        packed[-8 if field == "crc32" else -4] ^= 0xFF  # the trailer: CRC32, then the length (ISIZE)
+        return bytes(packed)
+
+    message = _corrupt_and_convert(tmp_path, damage)
+    assert "the gzip trailer of member 0" in message and "is corrupt" not in message  # no record is blamed
 
 
 def test_uncompressed_tfrecords_are_read_too(tmp_path):

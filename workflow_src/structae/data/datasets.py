@@ -164,4 +164,17 @@ def make_split(config: dict, name: str, split: str, out: str | Path, raw: list[s
     attrs = {"dataset": name, "split": split, "kind": spec["kind"], "options": spec.get("options", {}),
              "source_format": "generated" if not raw else spec["kind"],
              "source_sha256": json.dumps({p.name: sha256(p) for p in raw})}
-    return h5.write_split(out, batches(spec, name, split, raw), attrs)
+    return h5.write_split(out, _all_of(batches(spec, name, split, raw), spec["sizes"].get(split, 0), name, split),
+                          attrs)
+
+
+def _all_of(rows: Iterator[dict], wanted: int, name: str, split: str) -> Iterator[dict]:
+    """`rows`, refusing (and so leaving no file) when a finite source holds fewer than the `wanted` images."""
+    count = 0
+    for batch in rows:
+        count += len(batch["image"])
+        yield batch
+    if wanted and count < wanted:
+        raise UserError(f"datasets.{name}.sizes.{split}: {wanted} images asked for, but the source has only {count} "
+                        "for this split (after the splits listed before it); lower the size, or set it to 0 for "
+                        "all that remain")

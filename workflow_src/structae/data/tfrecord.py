@@ -41,10 +41,23 @@ CHUNK = 1 << 20  # compressed bytes per read
 PIECE = 1 << 22  # most decompressed bytes handed over at once
 
 
+class DamagedTrailer(Exception):
+    """A gzip member's trailer (the CRC32 and length of all its data) does not match what was inflated."""
+
+    def __init__(self, member: int):
+        super().__init__(member)
+        self.member = member
+
+
+# What zlib says when the inflated data is whole but a member's trailer disagrees with it.
+_TRAILER_ERRORS = ("incorrect data check", "incorrect length check")
+
+
 def _pieces(path: Path) -> Iterator[bytes]:
     """The file's bytes, decompressed if it is GZIP (every member of a multi-member file), in pieces.
 
-    zlib checks each member's CRC32 and length itself; a stream that ends early raises EOFError.
+    zlib checks each member's CRC32 and length itself: a mismatch raises DamagedTrailer (the records may
+    be intact, the file is not); a stream that ends early raises EOFError.
     """
     with open(path, "rb") as handle:
         if handle.read(2) != b"\x1f\x8b":
@@ -53,15 +66,20 @@ def _pieces(path: Path) -> Iterator[bytes]:
                 yield piece
             return
         handle.seek(0)
-        inflater, pending = zlib.decompressobj(wbits=31), b""
+        inflater, pending, member = zlib.decompressobj(wbits=31), b"", 0
         while True:
             if not pending and not (pending := handle.read(CHUNK)):
                 if inflater.eof:
                     return
                 raise EOFError("the compressed stream ends early")
             if inflater.eof:  # another gzip member follows
-                inflater = zlib.decompressobj(wbits=31)
-            piece = inflater.decompress(pending, PIECE)
+                inflater, member = zlib.decompressobj(wbits=31), member + 1
+            try:
+                piece = inflater.decompress(pending, PIECE)
+            except zlib.error as err:
+                if any(what in str(err) for what in _TRAILER_ERRORS):
+                    raise DamagedTrailer(member) from None
+                raise
             pending = inflater.unused_data if inflater.eof else inflater.unconsumed_tail
             if piece:
                 yield piece
@@ -123,6 +141,10 @@ def _records(path: Path, pieces: Iterator[bytes]) -> Iterator[bytes]:
         while len(buffer) < end:
             try:
                 piece = next(pieces, None)
+            except DamagedTrailer as damaged:
+                raise UserError(f"{path}: the gzip trailer of member {damaged.member} (the CRC32 and length of its "
+                                "data) does not match the inflated data; the file is damaged at its end: re-download "
+                                "it (delete it and rerun its download rule)") from None
             except (EOFError, zlib.error, OSError) as err:
                 raise _corrupt(path, index, f"broken compressed stream ({err})") from None
             if piece is None:
