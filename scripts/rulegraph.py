@@ -1,6 +1,6 @@
-"""Write the workflow's own rule graph (snakemake --rulegraph mermaid-js) into README.md between markers.
+"""Write the workflow's own rule graph (snakemake --rulegraph mermaid-js) into docs/workflow.md between markers.
 
-Run by `make rulegraph`; tests/test_readme.py checks that the README's graph is current.
+Run by `make rulegraph`; tests/test_readme.py checks that the page's graph is current.
 """
 
 import re
@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 BEGIN, END = "<!-- rulegraph:begin -->", "<!-- rulegraph:end -->"
+PAGE = "docs/workflow.md"
 
 
 def rulegraph(cwd: Path) -> str:
@@ -29,10 +30,10 @@ def block(graph: str) -> str:
 
 def main() -> None:
     root = Path(__file__).resolve().parents[1]
-    readme = root / "README.md"
-    text = readme.read_text()
+    page = root / PAGE
+    text = page.read_text()
     new = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: block(rulegraph(root)), text, flags=re.S)
-    readme.write_text(new)
+    page.write_text(new)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
-"""The README's promises that can drift: its rule graph and its two commands."""
+"""The documentation's promises that can drift: the rule graph, the two commands, links between pages."""
 
+import re
 import sys
 
 from conftest import REPO
@@ -8,8 +9,15 @@ sys.path.insert(0, str(REPO / "scripts"))
 import rulegraph  # noqa: E402
 
 
-def test_readme_rule_graph_is_the_workflows_own():
-    assert rulegraph.block(rulegraph.rulegraph(REPO)) in (REPO / "README.md").read_text()
+def test_documented_rule_graph_is_the_workflows_own():
+    assert rulegraph.block(rulegraph.rulegraph(REPO)) in (REPO / rulegraph.PAGE).read_text()
+
+
+def test_links_between_pages_resolve():
+    pages = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+    for page in pages:
+        for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", page.read_text()):
+            assert (page.parent / target).exists(), f"{page.name} links to missing {target}"
 
 
 def test_ci_runs_the_readme_test_command():
