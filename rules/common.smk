@@ -3,12 +3,14 @@ import json
 import re
 import sys
 
-from structae import names, paths
+from structae import figures, models, names, paths
 from structae.config import NOT_TRAINING, validate_config
 from structae.data.datasets import raw_path, sources_of
 from structae.data.sources import SOURCES
 from structae.errors import UserError
-from structae.figures import figure_file, figure_names, figures_of_model
+from structae.figures.maganet import FACTORS
+from structae.models import swwae
+from structae.options import from_mapping
 
 try:
     validate_config(config, source=" + ".join(map(str, workflow.configfiles)) or "config")
@@ -16,10 +18,7 @@ except UserError as err:
     sys.exit(f"structae: error: {err}")
 
 PAPERS = ["cae", "iodine", "maganet", "swwae"]  # "engine" experiments (the tiny model) reach only `all`
-# Figures drawn from several of a paper's experiments.
-PAPER_FIGURES = {"iodine": ["iterations"], "maganet": ["recombination", "umap_shape", "umap_posX", "umap_posY",
-                                                       "umap_scale", "umap_orientation"],
-                 "swwae": ["reconstructions", "error_vs_labels"]}
+FIGURES = figures.registry()  # every figure, with its scope and report caption (structae.figures)
 DATASETS = config["datasets"]
 SPLITS = config["splits"]
 EXPERIMENTS = config["experiments"]
@@ -36,7 +35,9 @@ SAFE_NAME = names.PATTERN  # every wildcard's constraint unless a rule narrows i
 GENERATED = _choice(d for d, spec in DATASETS.items() if not sources_of(spec))
 CONVERTED = _choice(d for d, spec in DATASETS.items() if sources_of(spec))
 EXPERIMENT = _choice(EXPERIMENTS)
-MODEL_FIGURE = _choice(figure_names())
+MODEL_FIGURE = _choice(figures.model_figure_names())
+UMAP_FACTOR = _choice(FACTORS)
+METRICS_FIGURE = _choice(name for name, figure in FIGURES.items() if figure.paper and figure.takes("metrics"))
 TABLE = _choice({exp["paper"] for exp in EXPERIMENTS.values()})
 SOURCE = _choice(SOURCES)
 SOURCE_FILE = _choice({source.file for source in SOURCES.values()})
@@ -133,19 +134,18 @@ def train_logs_of(wildcards):
 
 
 def model_figures(paper):
-    """Figures made from one model each (structae.figures.MODEL_FIGURES): {figure}_{experiment}.png, and the
-    paper's figures made from all its experiments."""
-    per_model = [f"results/figures/{paper}/{figure_file(figure).format(experiment=name)}"
-                 for name in experiments_of(paper) for figure in figures_of_model(EXPERIMENTS[name]["model"])]
-    return per_model + [paths.figure(paper, name) for name in PAPER_FIGURES.get(paper, [])]
+    """The paper's figures (structae.figures.registry()): each per-model figure for every experiment of its
+    model, {figure}_{experiment}.{ext}, and the figures made once from all its experiments."""
+    per_model = [f"results/figures/{paper}/{FIGURES[figure].file(figure).format(experiment=name)}"
+                 for name in experiments_of(paper) for figure in figures.of_model(EXPERIMENTS[name]["model"])]
+    return per_model + [paths.figure(paper, name) for name in figures.of_paper(paper)]
 
 
 def result_targets(paper):
     """A paper's table (CSV and markdown), training curves and model figures, when it has experiments."""
     if not experiments_of(paper):
         return []
-    return [paths.table(paper), paths.table(paper).replace(".csv", ".md"),
-            paths.figure(paper, "training_curves")] + model_figures(paper)
+    return [paths.table(paper), paths.table(paper).replace(".csv", ".md")] + model_figures(paper)
 
 
 def experiment_model(wildcards):
@@ -244,10 +244,51 @@ def recombination_inputs(wildcards):
 def swwae_reconstruction_experiments(wildcards=None):
     """The first SWWAE experiment that reconstructs (λ_rec > 0) with hard pooling, and its soft twin."""
     chosen = []
-    for pooling in ("hard", "soft"):
+    for pooling in swwae.POOLINGS:
         for name in experiments_of("swwae"):
-            settings = EXPERIMENTS[name]["model_config"]
-            if settings.get("pooling", "hard") == pooling and settings.get("lambda_rec", 1.0) > 0:
+            settings = model_settings(name)
+            if settings.pooling == pooling and settings.lambda_rec > 0:
                 chosen.append(name)
                 break
     return chosen
+
+
+def model_settings(name):
+    """Experiment `name`'s model config with the model's defaults (its @dataclass: one source for both)."""
+    entry = EXPERIMENTS[name]
+    return from_mapping(models.get(entry["model"]).Config, entry["model_config"], f"experiments.{name}.model_config")
+
+
+
+def figure_caption(wildcards):
+    """The report caption of the figure named by a job's {figure} wildcard (report/figure.rst shows it)."""
+    return FIGURES[wildcards.figure].caption
+
+
+def caption_of(name):
+    """A params function giving figure `name`'s report caption, for the rules that draw one fixed figure (a
+    function: Snakemake would read the caption's Jinja braces in a plain string as wildcards)."""
+
+    def caption(wildcards):
+        return FIGURES[name].caption
+
+    return caption
+
+
+def umap_figure(wildcards):
+    return f"umap_{wildcards.factor}"
+
+
+def umap_caption(wildcards):
+    return FIGURES[umap_figure(wildcards)].caption
+
+
+def umap_embeddings(wildcards):
+    return [f"results/embeddings/{name}.npz" for name in umap_experiments()]
+
+
+def reconstruction_inputs(wildcards):
+    """The first checkpoints of the SWWAE experiments the reconstruction figure compares, and their test images."""
+    names = swwae_reconstruction_experiments()
+    return {"models": [checkpoints_of(name)[0] for name in names],
+            "data": paths.experiment_data(config, names[0]).test}

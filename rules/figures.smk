@@ -1,18 +1,19 @@
-# Figures and tables: each file is its own target; figures go into the report, grouped by paper.
+# Figures: each file is its own target, drawn by `structae figure NAME` from the registry in
+# structae.figures, whose entries also give the rules their wildcard choices and report captions.
 
 
 localrules:
     figure_data,
     figure_curves,
     figure_model,
-    figure_iterations,
+    figure_metrics,
     figure_recombination,
     figure_umap,
     figure_reconstructions,
-    figure_error_vs_labels,
 
 
 rule figure_data:
+    """A grid of a dataset's samples and their object masks."""
     input:
         processed_first,
     output:
@@ -26,144 +27,177 @@ rule figure_data:
 
 
 rule figure_curves:
+    """Training curves of a paper's experiments, every seed."""
     input:
         train_logs_of,
     output:
-        report("results/figures/{paper}/training_curves.png", category="{paper}", subcategory="training",
-               caption="../report/curves.rst"),
-    wildcard_constraints:
-        paper=TABLE,
-    params:
-        title=curves_title,
+        report(
+            "results/figures/{paper}/training_curves.png",
+            category="{paper}",
+            subcategory="training",
+            caption="../report/figure.rst",
+        ),
     log:
         "logs/figure_curves/{paper}.log",
+    wildcard_constraints:
+        paper=TABLE,
     conda:
         "../envs/structae.yaml"
+    params:
+        caption=caption_of("training_curves"),
+        title=curves_title,
     shell:
-        "exec structae figure curves --logs {input:q} --out {output:q} --title {params.title:q} > {log:q} 2>&1"
+        "exec structae figure training_curves --logs {input:q} --out {output:q} --title {params.title:q} "
+        "> {log:q} 2>&1"
 
 
 rule figure_model:
+    """A per-model figure of one experiment: its first seed's checkpoint on its test images."""
     input:
         unpack(figure_inputs),
     output:
-        report("results/figures/{paper}/{figure}_{experiment}.{ext}", category="{paper}", subcategory="{figure}",
-               caption="../report/model_figure.rst"),
+        report(
+            "results/figures/{paper}/{figure}_{experiment}.{ext}",
+            category="{paper}",
+            subcategory="{figure}",
+            caption="../report/figure.rst",
+        ),
+    log:
+        "logs/figure_model/{paper}/{figure}_{experiment}.{ext}.log",
+    benchmark:
+        "benchmarks/figure_model/{paper}/{figure}_{experiment}.{ext}.tsv"
     wildcard_constraints:
         paper=TABLE,
         figure=MODEL_FIGURE,
         experiment=EXPERIMENT,
         ext="png|gif",
-    params:
-        split=split_option,
-        model=experiment_model,
-    log:
-        "logs/figure_model/{paper}/{figure}_{experiment}.{ext}.log",
     conda:
         "../envs/structae.yaml"
+    params:
+        split=split_option,
+        caption=figure_caption,
     shell:
-        "exec structae figure model --model {params.model:q} --figure {wildcards.figure:q} --checkpoint {input.model:q} "
-        "--data {input.data:q} {params.split:q} --out {output:q} --title {wildcards.experiment:q} > {log:q} 2>&1"
+        "exec structae figure {wildcards.figure:q} --checkpoint {input.model:q} --data {input.data:q} "
+        "{params.split:q} --out {output:q} --title {wildcards.experiment:q} > {log:q} 2>&1"
 
 
-rule figure_iterations:
+rule figure_metrics:
+    """A paper figure drawn from the metrics of all its experiments (IODINE's iterations, SWWAE's errors)."""
     input:
         metrics_of,
     output:
-        report("results/figures/{paper}/iterations.png", category="{paper}", subcategory="iterations",
-               caption="../report/iterations.rst"),
-    wildcard_constraints:
-        paper="iodine",
+        report(
+            "results/figures/{paper}/{figure}.png",
+            category="{paper}",
+            subcategory="{figure}",
+            caption="../report/figure.rst",
+        ),
     log:
-        "logs/figure_iterations/{paper}.log",
+        "logs/figure_metrics/{paper}/{figure}.log",
+    wildcard_constraints:
+        paper=TABLE,
+        figure=METRICS_FIGURE,
     conda:
         "../envs/structae.yaml"
+    params:
+        caption=figure_caption,
     shell:
-        "exec structae figure iterations --metrics {input:q} --out {output:q} > {log:q} 2>&1"
+        "exec structae figure {wildcards.figure:q} --metrics {input:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule embed_latents:
+    """UMAP embedding of a MAGANet or VAE model's latents of training images."""
     input:
         unpack(embedding_inputs),
     output:
         "results/embeddings/{experiment}.npz",
-    wildcard_constraints:
-        experiment=EXPERIMENT,
-    params:
-        split=split_option,
     log:
         "logs/embed_latents/{experiment}.log",
+    benchmark:
+        "benchmarks/embed_latents/{experiment}.tsv"
+    wildcard_constraints:
+        experiment=EXPERIMENT,
     conda:
         "../envs/structae.yaml"
+    params:
+        split=split_option,
     shell:
         "exec structae embed --checkpoint {input.model:q} --data {input.data:q} {params.split:q} --out {output:q} "
         "> {log:q} 2>&1"
 
 
 rule figure_umap:
+    """MAGANet's and the VAE's UMAP embeddings side by side, coloured by one dSprites factor."""
     input:
-        lambda wildcards: [f"results/embeddings/{name}.npz" for name in umap_experiments()],
+        umap_embeddings,
     output:
-        report("results/figures/maganet/umap_{factor}.png", category="maganet", subcategory="umap",
-               caption="../report/umap.rst"),
-    wildcard_constraints:
-        factor="shape|posX|posY|scale|orientation",
-    params:
-        labels=umap_experiments,
+        report(
+            "results/figures/maganet/umap_{factor}.png",
+            category="maganet",
+            subcategory="umap",
+            caption="../report/figure.rst",
+        ),
     log:
         "logs/figure_umap/{factor}.log",
+    wildcard_constraints:
+        factor=UMAP_FACTOR,
     conda:
         "../envs/structae.yaml"
+    params:
+        figure=umap_figure,
+        caption=umap_caption,
+        labels=umap_experiments,
     shell:
-        "exec structae figure umap --embeddings {input:q} --labels {params.labels:q} --factor {wildcards.factor:q} "
-        "--out {output:q} > {log:q} 2>&1"
+        "exec structae figure {params.figure:q} --embeddings {input:q} --labels {params.labels:q} --out {output:q} "
+        "> {log:q} 2>&1"
 
 
 rule figure_recombination:
+    """Every MAGANet-paper model's reconstruction of held-out factor combinations, beside pivot and target."""
     input:
         unpack(recombination_inputs),
     output:
-        report("results/figures/maganet/recombination.png", category="maganet", subcategory="recombination",
-               caption="../report/recombination.rst"),
-    params:
-        labels=maganet_experiments,
-        split=split_option,
+        report(
+            "results/figures/maganet/recombination.png",
+            category="maganet",
+            subcategory="recombination",
+            caption="../report/figure.rst",
+        ),
     log:
         "logs/figure_recombination.log",
+    benchmark:
+        "benchmarks/figure_recombination.tsv"
     conda:
         "../envs/structae.yaml"
+    params:
+        caption=caption_of("recombination"),
+        labels=maganet_experiments,
+        split=split_option,
     shell:
         "exec structae figure recombination --checkpoints {input.models:q} --labels {params.labels:q} "
         "--data {input.data:q} {params.split:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule figure_reconstructions:
+    """SWWAE reconstructions with hard and with soft what-where pooling."""
     input:
-        models=lambda wildcards: [checkpoints_of(name)[0] for name in swwae_reconstruction_experiments()],
-        data=lambda wildcards: paths.experiment_data(config, swwae_reconstruction_experiments()[0]).test,
+        unpack(reconstruction_inputs),
     output:
-        report("results/figures/swwae/reconstructions.png", category="swwae", subcategory="reconstructions",
-               caption="../report/reconstructions.rst"),
-    params:
-        labels=swwae_reconstruction_experiments,
+        report(
+            "results/figures/swwae/reconstructions.png",
+            category="swwae",
+            subcategory="reconstructions",
+            caption="../report/figure.rst",
+        ),
     log:
         "logs/figure_reconstructions.log",
+    benchmark:
+        "benchmarks/figure_reconstructions.tsv"
     conda:
         "../envs/structae.yaml"
+    params:
+        caption=caption_of("reconstructions"),
+        labels=swwae_reconstruction_experiments,
     shell:
         "exec structae figure reconstructions --checkpoints {input.models:q} --labels {params.labels:q} "
         "--data {input.data:q} --out {output:q} > {log:q} 2>&1"
-
-
-rule figure_error_vs_labels:
-    input:
-        lambda wildcards: [paths.metrics(name) for name in experiments_of("swwae")],
-    output:
-        report("results/figures/swwae/error_vs_labels.png", category="swwae", subcategory="error",
-               caption="../report/error_vs_labels.rst"),
-    log:
-        "logs/figure_error_vs_labels.log",
-    conda:
-        "../envs/structae.yaml"
-    shell:
-        "exec structae figure errors --metrics {input:q} --out {output:q} > {log:q} 2>&1"

@@ -8,6 +8,7 @@ Snakemake reruns the job when, and only when, that entry changes.
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import sys
 from pathlib import Path
@@ -117,27 +118,33 @@ def cmd_table(args) -> None:
     print(f"{args.out}: {len(frame)} rows; {args.markdown}: written")
 
 
-def cmd_figure_curves(args) -> None:
-    from structae.figures.curves import training_curves
-
-    training_curves(args.logs, args.out, args.title)
-    print(f"{args.out}: written")
+# `structae figure NAME` options: each is a keyword argument of the figure's draw function.
+FIGURE_INPUTS = ("checkpoint", "checkpoints", "labels", "data", "split_index", "metrics", "embeddings", "logs",
+                 "title")
 
 
-def cmd_figure_model(args) -> None:
-    from structae.figures import MODEL_FIGURES, model_figure
+def cmd_figure(args) -> None:
+    from structae.figures import registry
 
-    if args.figure_name not in MODEL_FIGURES.get(args.model, {}):
-        raise UserError(f"model '{args.model}' has no figure '{args.figure_name}'; it has: "
-                        f"{', '.join(MODEL_FIGURES.get(args.model, {})) or 'none'}")
-    model_figure(args.model, args.figure_name)(args.checkpoint, args.data, args.split_index, args.out, args.title)
-    print(f"{args.out}: written")
-
-
-def cmd_figure_iterations(args) -> None:
-    from structae.figures.iodine import iteration_figure
-
-    iteration_figure(args.metrics, args.out, args.title)
+    figures = registry()
+    if args.name not in figures:
+        raise UserError(f"no figure '{args.name}'; the figures are: {', '.join(sorted(figures))}")
+    figure = figures[args.name]
+    given = {key: getattr(args, key) for key in FIGURE_INPUTS if getattr(args, key) is not None}
+    accepted = figure.options() - {"out"}
+    if "split_index" in accepted:
+        given.setdefault("split_index", None)  # only recombination splits have one
+    if given.keys() - accepted:
+        extra = ", ".join("--" + key.replace("_", "-") for key in sorted(given.keys() - accepted))
+        raise UserError(f"figure '{args.name}' takes no {extra}; it takes: "
+                        f"{', '.join('--' + key.replace('_', '-') for key in sorted(accepted))}")
+    missing = sorted(key for key, parameter in inspect.signature(figure.draw).parameters.items()
+                     if parameter.default is inspect.Parameter.empty and key not in given and key != "out")
+    if missing:
+        raise UserError(f"figure '{args.name}' needs {', '.join('--' + key.replace('_', '-') for key in missing)}")
+    if "labels" in given:
+        _same_length(given.get("checkpoints") or given.get("embeddings") or [], given["labels"])
+    figure.draw(out=args.out, **given)
     print(f"{args.out}: written")
 
 
@@ -151,37 +158,6 @@ def cmd_embed(args) -> None:
 def _same_length(names: list, labels: list) -> None:
     if len(names) != len(labels):
         raise UserError(f"{len(names)} files but {len(labels)} labels; pass one label per file")
-
-
-def cmd_figure_umap(args) -> None:
-    from structae.figures.maganet import umap_figure
-
-    _same_length(args.embeddings, args.labels)
-    umap_figure(args.embeddings, args.labels, args.factor, args.out)
-    print(f"{args.out}: written")
-
-
-def cmd_figure_recombination(args) -> None:
-    from structae.figures.maganet import recombination_figure
-
-    _same_length(args.checkpoints, args.labels)
-    recombination_figure(args.checkpoints, args.labels, args.data, args.split_index, args.out, args.title)
-    print(f"{args.out}: written")
-
-
-def cmd_figure_reconstructions(args) -> None:
-    from structae.figures.swwae import reconstruction_figure
-
-    _same_length(args.checkpoints, args.labels)
-    reconstruction_figure(args.checkpoints, args.labels, args.data, args.out)
-    print(f"{args.out}: written")
-
-
-def cmd_figure_errors(args) -> None:
-    from structae.figures.swwae import error_figure
-
-    error_figure(args.metrics, args.out)
-    print(f"{args.out}: written")
 
 
 def cmd_share(args) -> None:
@@ -277,52 +253,19 @@ def build_parser() -> argparse.ArgumentParser:
     share.add_argument("--remote", help="a DVC remote name (default: the repository's default, `shared`)")
     share.set_defaults(run=cmd_share)
 
-    figure = verbs.add_parser("figure", help="make a figure").add_subparsers(dest="figure", required=True,
-                                                                          metavar="FIGURE")
-    curves = figure.add_parser("curves", help="training curves of several experiments")
-    curves.add_argument("--logs", nargs="+", required=True, help="train_log.csv files")
-    curves.add_argument("--out", required=True)
-    curves.add_argument("--title", default="training curves")
-    curves.set_defaults(run=cmd_figure_curves)
-    model = figure.add_parser("model", help="a figure of one trained model on its test images")
-    model.add_argument("--model", required=True, help="the checkpoint's model (cae, iodine, maganet, ...)")
-    model.add_argument("--figure", dest="figure_name", required=True,
-                       help="one of the model's figures in structae.figures.MODEL_FIGURES")
-    model.add_argument("--checkpoint", required=True, help="a trained model.pt of the figure's model")
-    model.add_argument("--data", required=True, help="the processed split with the test images")
-    model.add_argument("--split-index", help="a recombination split's index file")
-    model.add_argument("--out", required=True)
-    model.add_argument("--title", default="")
-    model.set_defaults(run=cmd_figure_model)
-    iterations = figure.add_parser("iterations", help="IODINE: ARI and MSE across refinement iterations")
-    iterations.add_argument("--metrics", nargs="+", required=True, help="metrics JSON files of IODINE experiments")
-    iterations.add_argument("--out", required=True)
-    iterations.add_argument("--title", default="IODINE")
-    iterations.set_defaults(run=cmd_figure_iterations)
-    umap = figure.add_parser("umap", help="MAGANet: UMAP embeddings side by side, coloured by a factor")
-    umap.add_argument("--embeddings", nargs="+", required=True, help=".npz files of `structae embed`")
-    umap.add_argument("--labels", nargs="+", required=True, help="one title per embedding")
-    umap.add_argument("--factor", required=True, choices=["shape", "posX", "posY", "scale", "orientation"])
-    umap.add_argument("--out", required=True)
-    umap.set_defaults(run=cmd_figure_umap)
-    recombination = figure.add_parser("recombination", help="MAGANet: pivot, target and each model's output")
-    recombination.add_argument("--checkpoints", nargs="+", required=True)
-    recombination.add_argument("--labels", nargs="+", required=True, help="one column title per checkpoint")
-    recombination.add_argument("--data", required=True)
-    recombination.add_argument("--split-index", required=True, help="the split whose test rows are shown")
-    recombination.add_argument("--out", required=True)
-    recombination.add_argument("--title", default="recombination: held-out factor combinations")
-    recombination.set_defaults(run=cmd_figure_recombination)
-    reconstructions = figure.add_parser("reconstructions", help="SWWAE: input and each model's reconstruction")
-    reconstructions.add_argument("--checkpoints", nargs="+", required=True)
-    reconstructions.add_argument("--labels", nargs="+", required=True, help="one row title per checkpoint")
-    reconstructions.add_argument("--data", required=True, help="the processed test split")
-    reconstructions.add_argument("--out", required=True)
-    reconstructions.set_defaults(run=cmd_figure_reconstructions)
-    errors = figure.add_parser("errors", help="SWWAE: test error against the number of labels")
-    errors.add_argument("--metrics", nargs="+", required=True, help="metrics JSON files of SWWAE experiments")
-    errors.add_argument("--out", required=True)
-    errors.set_defaults(run=cmd_figure_errors)
+    figure = verbs.add_parser("figure", help="draw one figure of the registry in structae.figures")
+    figure.add_argument("name", help="the figure's name, e.g. phase, slots, iterations, umap_shape, training_curves")
+    figure.add_argument("--out", required=True, help="the file to write (PNG, or GIF for an animation)")
+    figure.add_argument("--checkpoint", help="a trained model.pt (figures of one model)")
+    figure.add_argument("--checkpoints", nargs="+", help="several model.pt files (figures comparing models)")
+    figure.add_argument("--labels", nargs="+", help="one title per checkpoint or embedding")
+    figure.add_argument("--data", help="the processed split with the test images")
+    figure.add_argument("--split-index", help="a recombination split's index file (.npz)")
+    figure.add_argument("--metrics", nargs="+", help="metrics JSON files of the paper's experiments")
+    figure.add_argument("--embeddings", nargs="+", help=".npz files of `structae embed`")
+    figure.add_argument("--logs", nargs="+", help="train_log.csv files")
+    figure.add_argument("--title")
+    figure.set_defaults(run=cmd_figure)
     return parser
 
 

@@ -1,41 +1,69 @@
-"""Figures: one module per paper, plus `data` for dataset sample grids. Each writes one file.
+"""Figures: one module per paper, each exporting FIGURES (name -> Figure); `registry()` joins them.
 
-MODEL_FIGURES lists, per model, the figures made from one trained model: for every experiment of that
-model the workflow makes results/figures/{paper}/{figure}_{experiment}.{png|gif} with
-`structae figure model`. The workflow reads it when it loads, so this module imports neither torch nor
-matplotlib.
+A figure is drawn by `structae figure NAME --out FILE ...`, whose options are the draw function's keyword
+arguments (checkpoint, data, split_index, checkpoints, labels, metrics, embeddings, logs, title). Scopes:
+- per model (`models` set): drawn for every experiment of those models from its first seed's checkpoint
+  and its test images, as results/figures/{paper}/{name}_{experiment}.{ext} (rule figure_model);
+- per paper (`paper` set): drawn once from several of the paper's experiments, as
+  results/figures/{paper}/{name}.png, each by a rule of its own (their inputs differ);
+- every paper (`paper` EVERY_PAPER): the training curves.
+The workflow takes its figure targets, wildcard constraints and report captions from this registry, so
+adding a figure is one entry in a module's FIGURES (and, for a per-paper figure, the rule with its inputs).
 """
 
 from __future__ import annotations
 
 import importlib
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
 
-# model -> figure name -> "module:function" in this package; each function takes
-# (model_file, data, split_index, out, title) and writes `out` (a GIF where the name says animation).
-MODEL_FIGURES = {
-    "cae": {"phase": "cae:phase_figure"},
-    "iodine": {"slots": "iodine:slots_figure", "traversal": "iodine:traversal_figure"},
-    "maganet": {"traversal": "maganet:traversal_figure", "traversal_animation": "maganet:traversal_animation",
-                "identity": "maganet:identity_figure"},
-    "vae": {"traversal": "maganet:traversal_figure", "traversal_animation": "maganet:traversal_animation"},
-    "swwae": {"whatwhere": "swwae:what_where_figure"},
-}
+MODULES = ("cae", "iodine", "maganet", "swwae", "curves")
+EVERY_PAPER = "*"
 
 
-def figure_names() -> set[str]:
-    return {name for figures in MODEL_FIGURES.values() for name in figures}
+@dataclass(frozen=True)
+class Figure:
+    draw: Callable[..., None]
+    caption: str  # for the report (reStructuredText); {{ snakemake.wildcards.NAME }} is filled in
+    models: tuple[str, ...] = ()  # a figure of one trained model of each of these models
+    paper: str | None = None  # a figure of this paper's experiments together
+    ext: str = "png"
+
+    def options(self) -> set[str]:
+        """The keyword arguments its draw function takes (the `structae figure` options it needs or allows)."""
+        return set(inspect.signature(self.draw).parameters)
+
+    def takes(self, option: str) -> bool:
+        return option in self.options()
+
+    def file(self, name: str) -> str:
+        """The file name, without the directory; {experiment} left to fill for a per-model figure."""
+        return f"{name}_{{experiment}}.{self.ext}" if self.models else f"{name}.{self.ext}"
 
 
-def figure_file(name: str) -> str:
-    """The file name of figure `name` of an experiment, without the directory: {name}_{experiment}.{ext}."""
-    return f"{name}_{{experiment}}." + ("gif" if name.endswith("animation") else "png")
+@cache
+def registry() -> dict[str, Figure]:
+    """Every figure by name, from the FIGURES of each module in MODULES."""
+    figures: dict[str, Figure] = {}
+    for module in MODULES:
+        for name, figure in importlib.import_module(f"{__name__}.{module}").FIGURES.items():
+            if name in figures:
+                raise ValueError(f"figure '{name}' is defined twice (structae.figures.{module})")
+            figures[name] = figure
+    return figures
 
 
-def figures_of_model(model: str) -> list[str]:
-    return list(MODEL_FIGURES.get(model, {}))
+def of_model(model: str) -> list[str]:
+    """Names of the per-model figures drawn for every experiment of `model`."""
+    return [name for name, figure in registry().items() if model in figure.models]
 
 
-def model_figure(model: str, name: str):
-    """The function that draws figure `name` of a `model` checkpoint."""
-    module, function = MODEL_FIGURES[model][name].split(":")
-    return getattr(importlib.import_module(f"{__name__}.{module}"), function)
+def of_paper(paper: str) -> list[str]:
+    """Names of the figures drawn once for `paper` (the training curves included)."""
+    return [name for name, figure in registry().items() if figure.paper in (paper, EVERY_PAPER)]
+
+
+def model_figure_names() -> list[str]:
+    return sorted(name for name, figure in registry().items() if figure.models)

@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from structae.errors import UserError
+from structae.figures import EVERY_PAPER, Figure
 from structae.figures.common import plt, save
 
 NOT_TERMS = {"step", "lr", "images_per_s"}
@@ -22,7 +23,7 @@ def read_logs(logs: list[str | Path]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def training_curves(logs: list[str | Path], out: str | Path, title: str) -> None:
+def training_curves(logs: list[str | Path], out: str | Path, title: str = "training curves") -> None:
     frame = read_logs(logs)
     terms = [c for c in frame.columns if c not in NOT_TERMS | {"experiment", "seed"} and frame[c].notna().any()
              and (c == "loss" or not frame[c].equals(frame["loss"]))]  # a lone term repeats the loss
@@ -38,3 +39,10 @@ def training_curves(logs: list[str | Path], out: str | Path, title: str) -> None
     axes[0, 0].legend(fontsize=7)
     fig.suptitle(title, y=1.04)  # above the panels' own titles
     save(fig, out)
+
+
+FIGURES = {
+    "training_curves": Figure(training_curves, paper=EVERY_PAPER, caption=(
+        "Training curves of the {{ snakemake.wildcards.paper }} experiments: each logged loss term against the "
+        "training step, the line the mean over seeds and the band their range.")),
+}

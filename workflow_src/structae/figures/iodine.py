@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from structae import checkpoint
+from structae.checkpoint import load_model
 from structae.data import loader
+from structae.figures import Figure
 from structae.figures.common import plt, save
 from structae.figures.data import label_colors
 
@@ -39,17 +40,17 @@ def _show_labels(ax, labels: torch.Tensor, title: str | None = None) -> None:
     _style(ax, title)
 
 
-def _first_test_batch(model_file, data, split_index, n):
-    module, model, config = checkpoint.load_model(model_file, "iodine")
+def _first_test_batch(checkpoint, data, split_index, n):
+    module, model, config = load_model(checkpoint, "iodine")
     images = loader.load(data, split_index, "test")
     return model, config, images.batch(torch.arange(min(n, len(images))))
 
 
-def slots_figure(model_file: str | Path, data: str | Path, split_index: str | Path | None, out: str | Path,
-                 title: str) -> None:
+def slots_figure(checkpoint: str | Path, data: str | Path, split_index: str | Path | None, out: str | Path,
+                 title: str = "") -> None:
     """Per test scene: image, reconstruction, segmentation, then each slot's mean masked by its mask (top)
     and the mask itself (bottom)."""
-    model, config, batch = _first_test_batch(model_file, data, split_index, SCENES)
+    model, config, batch = _first_test_batch(checkpoint, data, split_index, SCENES)
     with torch.no_grad():
         outputs = model(batch)
     scenes, slots = len(batch["image"]), config.slots
@@ -75,12 +76,12 @@ def slots_figure(model_file: str | Path, data: str | Path, split_index: str | Pa
     save(fig, out)
 
 
-def traversal_figure(model_file: str | Path, data: str | Path, split_index: str | Path | None, out: str | Path,
-                     title: str) -> None:
+def traversal_figure(checkpoint: str | Path, data: str | Path, split_index: str | Path | None, out: str | Path,
+                     title: str = "") -> None:
     """One test scene; its slot with the largest mask area other than the largest (the background, usually)
     has each latent unit moved over VALUES around its inferred mean while the other slots stay fixed.
     Columns: the TRAVERSED units of highest posterior-mean variance over test scenes; rows: the values."""
-    model, config, batch = _first_test_batch(model_file, data, split_index, 64)
+    model, config, batch = _first_test_batch(checkpoint, data, split_index, 64)
     with torch.no_grad():
         outputs = model(batch)
     means = outputs["posterior"][..., :config.latent]  # (B, K, L)
@@ -102,11 +103,11 @@ def traversal_figure(model_file: str | Path, data: str | Path, split_index: str 
     save(fig, out)
 
 
-def iteration_figure(metrics_files: list[str | Path], out: str | Path, title: str) -> None:
+def iteration_figure(metrics: list[str | Path], out: str | Path, title: str = "IODINE") -> None:
     """ARI (without background) and MSE after each refinement iteration, one line per experiment (mean over
     seeds), the colour k-means baseline dashed."""
     fig, (ari_ax, mse_ax) = plt.subplots(1, 2, figsize=(9, 3.4))
-    for path in map(Path, metrics_files):
+    for path in map(Path, metrics):
         result = json.loads(path.read_text())
         seeds = list(result["seeds"].values())
         steps = sorted(int(key[len("ari_fg_t"):]) for key in seeds[0] if key.startswith("ari_fg_t"))
@@ -123,3 +124,21 @@ def iteration_figure(metrics_files: list[str | Path], out: str | Path, title: st
     ari_ax.legend(fontsize=7)
     fig.suptitle(title, y=1.03)
     save(fig, out)
+
+
+FIGURES = {
+    "slots": Figure(slots_figure, models=("iodine",), caption=(
+        "IODINE experiment {{ snakemake.wildcards.experiment }} on held-out scenes (first seed), after the last "
+        "refinement iteration: the image, its reconstruction and the segmentation (each pixel's most probable "
+        "slot); below, the true objects. Then each slot's decoded image masked by its mask (white where the slot "
+        "explains nothing) and, below it, the mask.")),
+    "slot_traversal": Figure(traversal_figure, models=("iodine",), caption=(
+        "IODINE experiment {{ snakemake.wildcards.experiment }}: one held-out scene with one object slot's latent "
+        "units moved, one at a time, from −2 to +2 around the inferred value (rows), the other slots fixed. Columns "
+        "are the units whose inferred means vary most across test scenes, so the units the model uses come first.")),
+    "iterations": Figure(iteration_figure, paper="iodine", caption=(
+        "IODINE: segmentation ARI without background (the paper's metric) and reconstruction MSE on held-out "
+        "scenes after each refinement iteration, one line per experiment (the ablations among them), mean over "
+        "seeds. The dashed lines are the baseline: per image, k-means on pixel colours with as many clusters as "
+        "slots.")),
+}

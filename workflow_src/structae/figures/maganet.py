@@ -3,37 +3,32 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from structae import checkpoint
+from structae.checkpoint import load_model
 from structae.data import loader
 from structae.data.sprites import LATENT_NAMES
+from structae.figures import Figure
 from structae.figures.common import plt, save
 
 OFFSETS = np.linspace(-2.0, 2.0, 9)  # traversal values around the encoded one
 FACTORS = ("shape", "posX", "posY", "scale", "orientation")  # dSprites factors the UMAP figures colour by
 UMAP_POINTS = 3000  # training images embedded per model
-UMAP_NEIGHBOURS = 50  # as the reproduction notes
+UMAP_NEIGHBOURS = 50  # as a published MAGANet reproduction
 
 
-def _load(model_file, data, split_index):
-    module, model, _ = checkpoint.load_model(model_file, None)  # MAGANet or the VAE
+def _load(checkpoint, data, split_index):
+    module, model, _ = load_model(checkpoint, None)  # MAGANet or the VAE
     return module, model, loader.load(data, split_index, "test")
 
 
-def _decode(module, model, z: torch.Tensor, batch: dict) -> torch.Tensor:
-    """Images (B, C, H, W) of latents z: MAGANet applies z to the pivot, the VAE decodes z."""
-    if hasattr(model, "action"):
-        return model.decode(z, batch["pivot"]).clamp(0, 1)
-    return torch.sigmoid(model.decode(z))
-
-
-def _traversal(model_file, data, split_index):
+def _traversal(checkpoint, data, split_index):
     """(latents, offsets, images (L, V, H, W)) for the first test image, and the image."""
-    module, model, images = _load(model_file, data, split_index)
+    module, model, images = _load(checkpoint, data, split_index)
     batch = images.batch(torch.arange(1))
     with torch.no_grad():
         z = module.latents(model, batch)  # (1, L)
@@ -41,12 +36,12 @@ def _traversal(model_file, data, split_index):
         for unit in range(z.shape[1]):
             moved = z.repeat(len(OFFSETS), 1)
             moved[:, unit] += torch.tensor(OFFSETS, dtype=z.dtype)
-            rows.append(_decode(module, model, moved, batch)[:, 0])
+            rows.append(module.decode_latents(model, moved, batch)[:, 0])
     return torch.stack(rows).numpy(), batch["image"][0, 0].numpy()
 
 
-def traversal_figure(model_file, data, split_index, out, title) -> None:
-    grid, image = _traversal(model_file, data, split_index)
+def traversal_figure(checkpoint, data, split_index, out, title="") -> None:
+    grid, image = _traversal(checkpoint, data, split_index)
     units, values = grid.shape[:2]
     fig, axes = plt.subplots(units, values + 1, figsize=(0.9 * (values + 1), 0.9 * units), squeeze=False)
     for unit in range(units):
@@ -64,11 +59,11 @@ def traversal_figure(model_file, data, split_index, out, title) -> None:
     save(fig, out)
 
 
-def traversal_animation(model_file, data, split_index, out, title) -> None:
+def traversal_animation(checkpoint, data, split_index, out, title="") -> None:
     """A GIF: each frame one offset, every latent unit's decoded image side by side (back and forth)."""
     from matplotlib.animation import PillowWriter
 
-    grid, _ = _traversal(model_file, data, split_index)
+    grid, _ = _traversal(checkpoint, data, split_index)
     units, values = grid.shape[:2]
     fig, axes = plt.subplots(1, units, figsize=(0.9 * units, 1.2), squeeze=False)
     shown = [ax.imshow(grid[unit, 0], cmap="gray", vmin=0, vmax=1) for unit, ax in enumerate(axes[0])]
@@ -91,9 +86,9 @@ def traversal_animation(model_file, data, split_index, out, title) -> None:
     tmp.replace(out)  # atomic: an interrupted job leaves no GIF that looks finished
 
 
-def identity_figure(model_file, data, split_index, out, title) -> None:
+def identity_figure(checkpoint, data, split_index, out, title="") -> None:
     """x, D(0, x) and D(E(x) − E(x), x) for a few test images, with the largest deviation from x."""
-    module, model, images = _load(model_file, data, split_index)
+    module, model, images = _load(checkpoint, data, split_index)
     batch = images.batch(torch.linspace(0, len(images) - 1, min(4, len(images))).long())  # spread over the set
     x = batch["image"]
     with torch.no_grad():
@@ -113,14 +108,15 @@ def identity_figure(model_file, data, split_index, out, title) -> None:
     save(fig, out)
 
 
-def recombination_figure(model_files: list[str | Path], labels: list[str], data, split_index, out, title) -> None:
+def recombination_figure(checkpoints: list[str | Path], labels: list[str], data, split_index, out,
+                         title="recombination: held-out factor combinations") -> None:
     """Rows: held-out recombinations; columns: pivot, target, then each model's reconstruction."""
     images = loader.load(data, split_index, "test")
     rows = torch.linspace(0, len(images) - 1, min(6, len(images))).long()
     batch = images.batch(rows)
     columns = [("pivot", batch["pivot"].expand_as(batch["image"])), ("target", batch["image"])]
-    for path, label in zip(model_files, labels, strict=True):
-        module, model, _ = _load(path, data, split_index)
+    for path, label in zip(checkpoints, labels, strict=True):
+        module, model, _ = load_model(path, None)
         with torch.no_grad():
             columns.append((label, module.reconstruct(model, batch)))
     fig, axes = plt.subplots(len(rows), len(columns), figsize=(1.3 * len(columns), 1.3 * len(rows)), squeeze=False)
@@ -134,11 +130,11 @@ def recombination_figure(model_files: list[str | Path], labels: list[str], data,
     save(fig, out)
 
 
-def umap_embedding(model_file, data, split_index, out) -> None:
+def umap_embedding(checkpoint, data, split_index, out) -> None:
     """3-component UMAP (50 neighbours) of the latents of UMAP_POINTS training images, with their factors."""
     import umap
 
-    module, model, _ = _load(model_file, data, split_index)
+    module, model, _ = load_model(checkpoint, None)
     images = loader.load(data, split_index, "train")
     rows = torch.from_numpy(np.random.default_rng(0).choice(len(images), min(UMAP_POINTS, len(images)),
                                                             replace=False))
@@ -174,3 +170,26 @@ def umap_figure(embeddings: list[str | Path], labels: list[str], factor: str, ou
     fig.colorbar(points, ax=fig.axes, shrink=0.6, label=factor)
     fig.suptitle(f"UMAP of the latents ({UMAP_NEIGHBOURS} neighbours, 3 components), coloured by {factor}")
     save(fig, out)
+
+
+FIGURES = {
+    "traversal": Figure(traversal_figure, models=("maganet", "vae"), caption=(
+        "MAGANet / VAE experiment {{ snakemake.wildcards.experiment }}: a held-out image encoded, then each latent "
+        "unit (a row) moved from −2 to +2 around its encoded value with the others fixed, and decoded (MAGANet "
+        "applies the moved transformation to the pivot). The animation shows the same traversal over time.")),
+    "traversal_animation": Figure(traversal_animation, models=("maganet", "vae"), ext="gif", caption=(
+        "MAGANet / VAE experiment {{ snakemake.wildcards.experiment }}: the latent traversal as an animation, every "
+        "latent unit side by side, each frame one offset from −2 to +2.")),
+    "identity": Figure(identity_figure, models=("maganet",), caption=(
+        "MAGANet experiment {{ snakemake.wildcards.experiment }}, the group action's identity: held-out images x, "
+        "D(0, x), and D(E(x) − E(x), x) with the transformation the encoder reads between x and itself; the title "
+        "gives the largest pixel difference from x. The flow makes D(0, x) = x by construction.")),
+    "recombination": Figure(recombination_figure, paper="maganet", caption=(
+        "MAGANet's recombination test: held-out combinations of factors (to-element's test set), the fixed pivot, "
+        "the target, and the reconstruction of each model (MAGANet and the VAE, trained on the to-element and on "
+        "the to-range split). The to-range models never saw an ellipse on the right half of the image.")),
+    **{f"umap_{factor}": Figure(partial(umap_figure, factor=factor), paper="maganet", caption=(
+        "MAGANet beside the VAE (both trained on the to-element split): UMAP (umap-learn, 50 neighbours, "
+        "3 components) of the latents of 3,000 training images (MAGANet's transformation from the pivot, the "
+        f"VAE's code of the image), coloured by the dSprites factor {factor}.")) for factor in FACTORS},
+}

@@ -9,29 +9,23 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from structae import checkpoint
+from structae.checkpoint import load_model
 from structae.data import loader
+from structae.figures import Figure
 from structae.figures.common import plt, save
+from structae.models import swwae
+from structae.options import from_mapping
 
 DIGITS = 8
 
 
-def mode_of(model_config: dict) -> str:
-    """The training mode an SWWAE config encodes (models/swwae.py): its λ settings and the probe flag."""
-    if model_config.get("probe"):
-        return "unsupervised"
-    if model_config.get("lambda_rec", 1.0) == 0 and model_config.get("lambda_m", 1.0) == 0:
-        return "supervised"
-    return "semi-supervised"
-
-
-def reconstruction_figure(model_files: list[str | Path], labels: list[str], data: str | Path, out: str | Path) -> None:
+def reconstruction_figure(checkpoints: list[str | Path], labels: list[str], data: str | Path, out: str | Path) -> None:
     """Rows: the input, then each model's reconstruction (labelled by its experiment)."""
     images = loader.load(data, None, "test")
     batch = images.batch(torch.arange(min(DIGITS, len(images))))
     rows = [("input", batch["image"])]
-    for path, label in zip(model_files, labels, strict=True):
-        _, model, _ = checkpoint.load_model(path, "swwae")
+    for path, label in zip(checkpoints, labels, strict=True):
+        _, model, _ = load_model(path, "swwae")
         with torch.no_grad():
             rows.append((label, model(batch)["reconstruction"]))
     fig, axes = plt.subplots(len(rows), len(batch["image"]), figsize=(1.0 * len(batch["image"]), 1.1 * len(rows)),
@@ -47,10 +41,10 @@ def reconstruction_figure(model_files: list[str | Path], labels: list[str], data
     save(fig, out)
 
 
-def what_where_figure(model_file, data, split_index, out, title) -> None:
+def what_where_figure(checkpoint, data, split_index, out, title="") -> None:
     """For one test digit, per layer: the "what" of its 4 most active channels and their "where" (hue =
     position inside the 2×2 window: dx red, dy green)."""
-    _, model, _ = checkpoint.load_model(model_file, "swwae")
+    _, model, _ = load_model(checkpoint, "swwae")
     images = loader.load(data, split_index, "test")
     batch = images.batch(torch.arange(1))
     with torch.no_grad():
@@ -76,15 +70,14 @@ def what_where_figure(model_file, data, split_index, out, title) -> None:
     save(fig, out)
 
 
-def error_figure(metrics_files: list[str | Path], out: str | Path) -> None:
+def error_figure(metrics: list[str | Path], out: str | Path) -> None:
     """Test error against N, one line per (mode, pooling), mean ± std over seeds."""
     curves: dict[tuple[str, str], list[tuple[int, float, float]]] = {}
-    for path in map(Path, metrics_files):
+    for path in map(Path, metrics):
         result = json.loads(path.read_text())
-        config = result["model_config"]
+        config = from_mapping(swwae.Config, result["model_config"], f"{path}: model_config")  # with its defaults
         errors = [seed["error"] for seed in result["seeds"].values()]
-        key = (mode_of(config), config.get("pooling", "hard"))
-        curves.setdefault(key, []).append((config["labelled"], float(np.mean(errors)),
+        curves.setdefault((config.mode, config.pooling), []).append((config.labelled, float(np.mean(errors)),
                                            float(np.std(errors, ddof=1)) if len(errors) > 1 else 0.0))
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     colors = {"supervised": "C0", "semi-supervised": "C1", "unsupervised": "C2"}
@@ -97,3 +90,18 @@ def error_figure(metrics_files: list[str | Path], out: str | Path) -> None:
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=7)
     save(fig, out)
+
+
+FIGURES = {
+    "whatwhere": Figure(what_where_figure, models=("swwae",), caption=(
+        "SWWAE experiment {{ snakemake.wildcards.experiment }}: one held-out digit; per layer, the \"what\" (pooled "
+        "values) of its four most active channels and their \"where\" (the position of each pooled value inside its "
+        "2×2 window; red = x, green = y; black where the unit is silent).")),
+    "reconstructions": Figure(reconstruction_figure, paper="swwae", caption=(
+        "SWWAE: held-out digits (top row) and their reconstructions by a model with hard what-where pooling and by "
+        "one with soft pooling (row titles name the experiments: mode, pooling, number of labels).")),
+    "error_vs_labels": Figure(error_figure, paper="swwae", caption=(
+        "SWWAE: test error against the number N of labelled training digits, for each mode (supervised only, "
+        "semi-supervised, unsupervised with a linear probe) and pooling (solid hard, dashed soft); mean ± std over "
+        "seeds. All other training digits are unlabelled.")),
+}

@@ -121,3 +121,9 @@ def evaluate(model: Model, batch: dict, config: Config) -> dict:
 def latents(model: Model, batch: dict) -> torch.Tensor:
     """The encoded transformation (posterior mean) of each image, for the UMAP figures. (B, L)."""
     return model.transformation(batch["image"], _pivot(batch), sample=False)[0]
+
+
+def decode_latents(model: Model, z: torch.Tensor, batch: dict) -> torch.Tensor:
+    """Images (B, C, H, W) in [0, 1] of latents z (B, L): the transformation z applied to the pivot.
+    Shared with the VAE (models/vae.py), so figures treat both alike."""
+    return model.decode(z, _pivot(batch).expand(len(z), -1, -1, -1)).clamp(0, 1)

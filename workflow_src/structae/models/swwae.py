@@ -56,6 +56,15 @@ class Config:
         if not 0 <= self.labelled_fraction <= 1:
             raise ValueError("labelled_fraction must be in [0, 1]")
 
+    @property
+    def mode(self) -> str:
+        """The training mode these λ settings and the probe flag encode (the module docstring)."""
+        if self.probe:
+            return "unsupervised"
+        if self.lambda_rec == 0 and self.lambda_m == 0:
+            return "supervised"
+        return "semi-supervised"
+
 
 def _windows(a: torch.Tensor) -> torch.Tensor:
     """(B, C, H, W) -> (B, C, 4, H/2, W/2): each 2×2 window's values at positions (dy, dx) = (0,0), (0,1), (1,0),

@@ -65,4 +65,10 @@ def evaluate(model: Model, batch: dict, config: Config) -> dict:
 
 
 def latents(model: Model, batch: dict) -> torch.Tensor:
+    """The posterior mean of each image, for the UMAP figures. (B, L)."""
     return model.encoder(batch["image"])[0]
+
+
+def decode_latents(model: Model, z: torch.Tensor, batch: dict) -> torch.Tensor:
+    """Images (B, C, H, W) in [0, 1] of latents z (B, L); `batch` is unused (MAGANet's takes its pivot)."""
+    return torch.sigmoid(model.decode(z))
