@@ -10,6 +10,9 @@ include: "rules/config_files.smk"
 configfile: "config.yaml"
 
 
+report: "report/workflow.rst"
+
+
 include: "rules/common.smk"
 
 
@@ -31,26 +34,31 @@ include: "rules/figures.smk"
 
 
 rule all:
+    """Every paper's datasets, models, tables and figures at the configured scale."""
+    default_target: True
     input:
         all_targets(),
-    default_target: True
 
 
 rule cae:
+    """The CAE paper's targets."""
     input:
         paper_targets("cae"),
 
 
 rule iodine:
+    """The IODINE paper's targets."""
     input:
         paper_targets("iodine"),
 
 
 rule maganet:
+    """The MAGANet paper's targets (with the VAE baseline)."""
     input:
         paper_targets("maganet"),
 
 
 rule swwae:
+    """The SWWAE paper's targets."""
     input:
         paper_targets("swwae"),

@@ -95,8 +95,12 @@ def experiment_inputs(wildcards):
 def evaluate_inputs(wildcards):
     data = paths.experiment_data(config, wildcards.experiment)
     other = EXPERIMENTS[wildcards.experiment]["evaluate"]["compare_with"]
-    return {"data": data.test, "split": [data.test_split] if data.test_split else [],
-            "checkpoints": checkpoints_of(wildcards.experiment), "reference": checkpoints_of(other) if other else []}
+    return {
+        "data": data.test,
+        "split": [data.test_split] if data.test_split else [],
+        "checkpoints": checkpoints_of(wildcards.experiment),
+        "reference": checkpoints_of(other) if other else [],
+    }
 
 
 def reference_option(wildcards, input):
@@ -129,15 +133,19 @@ def metrics_of(wildcards):
 
 
 def train_logs_of(wildcards):
-    return [paths.train_log(name, seed) for name in experiments_of(wildcards.paper)
-            for seed in EXPERIMENTS[name]["seeds"]]
+    return [
+        paths.train_log(name, seed) for name in experiments_of(wildcards.paper) for seed in EXPERIMENTS[name]["seeds"]
+    ]
 
 
 def model_figures(paper):
     """The paper's figures (structae.figures.registry()): each per-model figure for every experiment of its
     model, {figure}_{experiment}.{ext}, and the figures made once from all its experiments."""
-    per_model = [f"results/figures/{paper}/{FIGURES[figure].file(figure).format(experiment=name)}"
-                 for name in experiments_of(paper) for figure in figures.of_model(EXPERIMENTS[name]["model"])]
+    per_model = [
+        f"results/figures/{paper}/{FIGURES[figure].file(figure).format(experiment=name)}"
+        for name in experiments_of(paper)
+        for figure in figures.of_model(EXPERIMENTS[name]["model"])
+    ]
     return per_model + [paths.figure(paper, name) for name in figures.of_paper(paper)]
 
 
@@ -155,8 +163,11 @@ def experiment_model(wildcards):
 def figure_inputs(wildcards):
     """The first seed's checkpoint and the test images of the experiment a figure shows."""
     data = paths.experiment_data(config, wildcards.experiment)
-    return {"model": checkpoints_of(wildcards.experiment)[0], "data": data.test,
-            "split": [data.test_split] if data.test_split else []}
+    return {
+        "model": checkpoints_of(wildcards.experiment)[0],
+        "data": data.test,
+        "split": [data.test_split] if data.test_split else [],
+    }
 
 
 def raw_inputs(wildcards):
@@ -229,16 +240,22 @@ def umap_experiments(wildcards=None):
 def embedding_inputs(wildcards):
     """An experiment's first checkpoint and its training rows (the UMAP embeds training images)."""
     data = paths.experiment_data(config, wildcards.experiment)
-    return {"model": checkpoints_of(wildcards.experiment)[0], "data": data.train,
-            "split": [data.split] if data.split else []}
+    return {
+        "model": checkpoints_of(wildcards.experiment)[0],
+        "data": data.train,
+        "split": [data.split] if data.split else [],
+    }
 
 
 def recombination_inputs(wildcards):
     """Every MAGANet-paper experiment's first checkpoint, and the test rows they are all scored on."""
     names = experiments_of("maganet")
     data = paths.experiment_data(config, names[0])
-    return {"models": [checkpoints_of(name)[0] for name in names], "data": data.test,
-            "split": [data.test_split] if data.test_split else []}
+    return {
+        "models": [checkpoints_of(name)[0] for name in names],
+        "data": data.test,
+        "split": [data.test_split] if data.test_split else [],
+    }
 
 
 def swwae_reconstruction_experiments(wildcards=None):
@@ -257,7 +274,6 @@ def model_settings(name):
     """Experiment `name`'s model config with the model's defaults (its @dataclass: one source for both)."""
     entry = EXPERIMENTS[name]
     return from_mapping(models.get(entry["model"]).Config, entry["model_config"], f"experiments.{name}.model_config")
-
 
 
 def figure_caption(wildcards):
@@ -290,5 +306,4 @@ def umap_embeddings(wildcards):
 def reconstruction_inputs(wildcards):
     """The first checkpoints of the SWWAE experiments the reconstruction figure compares, and their test images."""
     names = swwae_reconstruction_experiments()
-    return {"models": [checkpoints_of(name)[0] for name in names],
-            "data": paths.experiment_data(config, names[0]).test}
+    return {"models": [checkpoints_of(name)[0] for name in names], "data": paths.experiment_data(config, names[0]).test}

@@ -6,38 +6,41 @@ localrules:
 
 
 rule evaluate:
+    """Score every seed's checkpoint of an experiment on its test images."""
     input:
         unpack(evaluate_inputs),
     output:
         "results/metrics/{experiment}.json",
-    wildcard_constraints:
-        experiment=EXPERIMENT,
-    params:
-        spec=experiment_spec,
-        split=split_option,
-        reference=reference_option,
     log:
         "logs/evaluate/{experiment}.log",
     benchmark:
         "benchmarks/evaluate/{experiment}.tsv"
+    wildcard_constraints:
+        experiment=EXPERIMENT,
     conda:
         "../envs/structae.yaml"
+    params:
+        spec=experiment_spec,
+        split=split_option,
+        reference=reference_option,
     shell:
         "exec structae evaluate --experiment {wildcards.experiment:q} --spec {params.spec:q} --data {input.data:q} "
         "{params.split:q} --checkpoints {input.checkpoints:q} {params.reference:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule table_metrics:
+    """Collect a paper's metrics into a tidy CSV and a markdown table."""
     input:
         metrics_of,
     output:
         csv="results/tables/{paper}.csv",
-        markdown=report("results/tables/{paper}.md", category="{paper}", subcategory="tables",
-                        caption="../report/table.rst"),
-    wildcard_constraints:
-        paper=TABLE,
+        markdown=report(
+            "results/tables/{paper}.md", category="{paper}", subcategory="tables", caption="../report/table.rst"
+        ),
     log:
         "logs/table_metrics/{paper}.log",
+    wildcard_constraints:
+        paper=TABLE,
     conda:
         "../envs/structae.yaml"
     shell:

@@ -5,22 +5,21 @@
 
 
 rule train:
+    """Train one seed of an experiment; resumes an interrupted run."""
     input:
         unpack(experiment_inputs),
     output:
         model="results/checkpoints/{experiment}/seed{seed}/model.pt",
         log="results/checkpoints/{experiment}/seed{seed}/train_log.csv",
-    wildcard_constraints:
-        experiment=EXPERIMENT,
-        seed=r"\d+",
-    params:
-        spec=train_spec,
-        split=split_option,
-        launcher=train_launcher,
     log:
         "logs/train/{experiment}/seed{seed}.log",
     benchmark:
         "benchmarks/train/{experiment}/seed{seed}.tsv"
+    wildcard_constraints:
+        experiment=EXPERIMENT,
+        seed=r"\d+",
+    conda:
+        "../envs/structae.yaml"
     threads: train_resource("cpus")
     resources:
         # sbatch --cpus-per-task; unlike threads, not capped by the submit host's cores
@@ -28,8 +27,10 @@ rule train:
         gpu=train_resource("gpus"),
         mem_mb=train_resource("mem_mb"),
         runtime=train_resource("runtime"),
-    conda:
-        "../envs/structae.yaml"
+    params:
+        spec=train_spec,
+        split=split_option,
+        launcher=train_launcher,
     shell:
         "exec {params.launcher:q} train --experiment {wildcards.experiment:q} --seed {wildcards.seed:q} "
         "--spec {params.spec:q} --data {input.data:q} {params.split:q} --threads {resources.cpus_per_task:q} "

@@ -25,6 +25,8 @@ def _write(tmp_path, mutate):
 def test_embedded_and_paper_configs_are_valid():
     config = load_config([REPO / "config.yaml"])
     assert config["sources"]["mirror"] is None and config["datasets"]["two_shapes"]["seed"] == 0
+    paper = load_config([REPO / "config.yaml", REPO / "config/paper.yaml"])
+    assert paper["scale"] == "paper" and paper.keys() == config.keys()
 
 
 @pytest.mark.parametrize("mutate, expected", [

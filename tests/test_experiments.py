@@ -46,7 +46,8 @@ def test_one_step(config, name, tmp_path):
     assert result["steps"] == 1 and torch.isfinite(torch.tensor(result["loss"]))
     _, model, _ = checkpoint.load_model(run.model_file, entry["model"])
     assert sum(p.numel() for p in model.parameters()) > 0
-    metrics = evaluate_checkpoint(run.model_file, entry["model"], images, {"batch_size": batch, "max_images": 0})
+    settings = {**entry["evaluate"], "batch_size": batch, "max_images": 0}  # the experiment's own evaluate.model
+    metrics = evaluate_checkpoint(run.model_file, entry["model"], images, settings)
     values = torch.tensor(list(metrics.values()))
     assert not torch.isinf(values).any() and torch.isfinite(values).any()  # NaN: undefined for these images
 

@@ -43,7 +43,7 @@ def test_leave_one_out_is_the_mixture_of_the_other_slots():
 
 def test_loss_weights_later_iterations_more():
     outputs = {"losses": torch.tensor([[4.0, 8.0], [2.0, 2.0], [1.0, 3.0]]), "nll": torch.zeros(2),
-               "kl": torch.zeros(2), "mse": torch.zeros(2, 3)}
+               "kl": torch.zeros(2), "reconstruction": torch.zeros(2, 3, 2, 5)}
     batch = {"image": torch.zeros(2, 3, 2, 5)}
     expected = ((1 / 3) * 6.0 + (2 / 3) * 2.0 + 1.0 * 2.0) / 10
     assert iodine.loss(outputs, batch, iodine.Config(iterations=3))["loss"].item() == pytest.approx(expected)
@@ -58,7 +58,7 @@ def test_every_input_set_and_ablation_trains_and_refines(changes):
     model = iodine.Model(config, INFO)
     batch = _batch()
     outputs = model(batch)
-    assert outputs["losses"].shape == (3, 4) and outputs["segmentations"].shape == (4, 3, 16, 16)
+    assert outputs["losses"].shape == (3, 4) and outputs["masks_per_iteration"].shape == (3, 4, 3, 16, 16)
     iodine.loss(outputs, batch, config)["loss"].backward()
     grads = [p.grad for p in model.refine.parameters()]
     assert all(g is not None for g in grads) and any(g.abs().sum() > 0 for g in grads)  # refinement is trained

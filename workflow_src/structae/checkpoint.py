@@ -12,7 +12,6 @@ A checkpoint is a dict of plain values and tensors:
 from __future__ import annotations
 
 import dataclasses
-import os
 from pathlib import Path
 from types import ModuleType
 
@@ -21,6 +20,7 @@ import torch
 from structae import models
 from structae.data.info import DataInfo
 from structae.errors import UserError
+from structae.files import atomic_path
 from structae.options import from_mapping
 
 FORMAT = "structae-model/1"
@@ -28,11 +28,8 @@ FORMAT = "structae-model/1"
 
 def atomic_save(payload: dict, path: str | Path) -> None:
     """torch.save to a temporary name, then rename: a crash never leaves a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
 
 
 def save_model(path: str | Path, model_name: str, experiment: str, seed: int, steps: int,

@@ -228,12 +228,3 @@ def load_config(paths: Iterable[str | Path]) -> dict:
     for path in paths:
         config = merge(config, config_files.read(path))
     return validate_config(config, source=" + ".join(str(p) for p in paths))
-
-
-def experiment(config: dict, name: str) -> dict:
-    """The experiment entry `name`, or one line listing the known ones."""
-    try:
-        return config["experiments"][name]
-    except KeyError:
-        known = ", ".join(sorted(config["experiments"]))
-        raise UserError(f"experiment '{name}' is not in the config; known: {known}") from None

@@ -18,12 +18,22 @@ from tqdm import tqdm
 from structae import checkpoint, files, metrics
 from structae.data import loader
 from structae.errors import UserError
+from structae.options import from_mapping
 from structae.paths import ExperimentData
 
 
 def image_count(images: loader.ImageSet, settings: dict) -> int:
     """How many test images are scored: the first `max_images`, or all when it is 0."""
     return min(settings["max_images"] or len(images), len(images))
+
+
+def evaluation_settings(module, values: dict, model_name: str):
+    """The model's EvalConfig from `evaluate.model` (None for a model without evaluation settings)."""
+    if not hasattr(module, "EvalConfig"):
+        if values:
+            raise UserError(f"evaluate.model: model '{model_name}' has no evaluation settings; remove them")
+        return None
+    return from_mapping(module.EvalConfig, values, "evaluate.model")
 
 
 def evaluate_checkpoint(path: str | Path, model_name: str, images: loader.ImageSet, settings: dict,
@@ -34,6 +44,7 @@ def evaluate_checkpoint(path: str | Path, model_name: str, images: loader.ImageS
     left out of that metric's mean. With a `reference` checkpoint of the same model, bce_to_diff is the BCE
     of this model's reconstruction against the reference model's (the model module's `reconstruct`)."""
     module, model, config = checkpoint.load_model(path, model_name, device)
+    model_settings = evaluation_settings(module, settings["model"], model_name)
     if reference is not None:
         if not hasattr(module, "reconstruct"):
             raise UserError(f"model '{model_name}' has no reconstruct(); evaluate.compare_with needs one")
@@ -46,7 +57,7 @@ def evaluate_checkpoint(path: str | Path, model_name: str, images: loader.ImageS
                           mininterval=30.0, leave=False):
             rows = torch.arange(start, min(start + settings["batch_size"], count))
             batch = images.batch(rows, device)
-            per_image = module.evaluate(model, batch, config)
+            per_image = module.evaluate(model, batch, config, model_settings)
             if reference is not None:
                 target = module.reconstruct(reference_model, batch)
                 per_image["bce_to_diff"] = metrics.bce_per_image(module.reconstruct(model, batch), target)

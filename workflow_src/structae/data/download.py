@@ -12,6 +12,7 @@ from pathlib import Path
 
 from structae.data.sources import SOURCES, Source
 from structae.errors import UserError
+from structae.files import atomic_path
 
 
 def file_digests(path: Path, algorithms) -> dict[str, str]:
@@ -49,33 +50,32 @@ def location(src: Source, mirror: str | None) -> str:
 def download(name: str, out: str | Path, mirror: str | None = None, expected: str | None = None) -> str:
     """Fetch source `name` to `out` atomically; return its sha256. A mismatch deletes the file."""
     src = source(name)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".part")
     where = location(src, mirror)
-    try:
-        if "://" in where:
-            with urllib.request.urlopen(where, timeout=60) as response, open(tmp, "wb") as handle:
-                shutil.copyfileobj(response, handle, 1 << 22)
-        else:
-            if not Path(where).is_file():
-                raise UserError(f"{where} not found in the mirror; put {src.file} there or set sources.mirror")
-            shutil.copyfile(where, tmp)
-    except OSError as err:
-        tmp.unlink(missing_ok=True)
-        raise UserError(f"could not fetch {where} ({err}); check the network or set sources.mirror") from None
-    expected = expected or src.sha256
-    recorded = {"sha256": expected} if expected else dict(src.other_digests)
-    got = file_digests(tmp, {"sha256", *recorded})
+    with atomic_path(out) as tmp:  # a failed fetch or a digest mismatch leaves nothing behind
+        _fetch(src, where, tmp)
+        expected = expected or src.sha256
+        recorded = {"sha256": expected} if expected else dict(src.other_digests)
+        got = file_digests(tmp, {"sha256", *recorded})
+        for algorithm, value in recorded.items():
+            if got[algorithm] != value:
+                raise UserError(f"{src.file}: {algorithm} {got[algorithm]} does not match the recorded {value}; "
+                                f"the file was deleted: check the source or the mirror and retry")
     digest = got["sha256"]
-    for algorithm, value in recorded.items():
-        if got[algorithm] != value:
-            tmp.unlink()
-            raise UserError(f"{src.file}: {algorithm} {got[algorithm]} does not match the recorded {value}; "
-                            f"the file was deleted: check the source or the mirror and retry")
     if expected is None:
         checked = f" (its published {', '.join(recorded)} match)" if recorded else ""
         print(f"warning: no sha256 recorded for '{name}'{checked}; got {digest}: record it in "
               f"structae/data/sources.py after checking the file", file=sys.stderr)
-    os.replace(tmp, out)
     return digest
+
+
+def _fetch(src: Source, where: str, to: Path) -> None:
+    try:
+        if "://" in where:
+            with urllib.request.urlopen(where, timeout=60) as response, open(to, "wb") as handle:
+                shutil.copyfileobj(response, handle, 1 << 22)
+        else:
+            if not Path(where).is_file():
+                raise UserError(f"{where} not found in the mirror; put {src.file} there or set sources.mirror")
+            shutil.copyfile(where, to)
+    except OSError as err:
+        raise UserError(f"could not fetch {where} ({err}); check the network or set sources.mirror") from None

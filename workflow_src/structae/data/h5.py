@@ -19,7 +19,6 @@ what HDF5's gzip filter writes, and any reader decompresses them as usual.
 from __future__ import annotations
 
 import json
-import os
 import zlib
 from collections.abc import Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -29,6 +28,7 @@ import h5py
 import numpy as np
 
 from structae.errors import UserError
+from structae.files import atomic_path
 
 IGNORE_LABEL = 255
 CONVERTER_VERSION = "1"
@@ -38,13 +38,11 @@ REQUIRED = {"image": 4, "mask": 3}  # dataset name -> ndim
 
 
 class SplitWriter:
-    """Appends batches of rows to an HDF5 split; the file appears under its name only on success."""
+    """Appends batches of rows to a new HDF5 file (write_split gives it a temporary name, renamed on success)."""
 
     def __init__(self, path: str | Path, attrs: Mapping[str, object]):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = self.path.with_name(self.path.name + ".tmp")
-        self.file = h5py.File(self.tmp, "w")
+        self.file = h5py.File(self.path, "w")
         for key, value in attrs.items():
             self.file.attrs[key] = value if isinstance(value, str | int | float) else json.dumps(value)
         self.file.attrs["converter_version"] = CONVERTER_VERSION
@@ -98,19 +96,16 @@ class SplitWriter:
             self._compressor.shutdown(cancel_futures=True)
             self.file.attrs["n"] = self.rows
             self.file.close()
-        if exc_type is None and self.rows > 0:
-            os.replace(self.tmp, self.path)
-        else:
-            self.tmp.unlink(missing_ok=True)
-            if exc_type is None:
-                raise UserError(f"{self.path}: no rows to write; check the dataset's sizes and source")
 
 
 def write_split(path: str | Path, batches: Iterable[dict], attrs: Mapping[str, object]) -> int:
-    """Stream `batches` (dicts with image, mask and optional factors) into `path`; return rows."""
-    with SplitWriter(path, attrs) as writer:
-        for batch in batches:
-            writer.append(batch["image"], batch["mask"], batch.get("factors"))
+    """Stream `batches` (dicts with image, mask and optional factors) into `path` atomically; return rows."""
+    with atomic_path(path) as tmp:
+        with SplitWriter(tmp, attrs) as writer:
+            for batch in batches:
+                writer.append(batch["image"], batch["mask"], batch.get("factors"))
+        if writer.rows == 0:
+            raise UserError(f"{path}: no rows to write; check the dataset's sizes and source")
     return writer.rows
 
 

@@ -13,13 +13,13 @@ File: data/splits/{dataset}/{split}.npz with int64 arrays `train`, `test` and a 
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import numpy as np
 
 from structae.data import h5, sprites
 from structae.errors import UserError
+from structae.files import atomic_path
 
 TOLERANCE = 1e-6
 COMPARE = {
@@ -88,9 +88,6 @@ def make_split(spec: dict, name: str, data_path: str | Path, out: str | Path) ->
     if test.all() or not test.any():
         raise UserError(f"{where}.test selects {int(test.sum())} of {test.size} images; "
                         f"a split needs both train and test images")
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp.npz")
-    np.savez(tmp, train=np.flatnonzero(~test), test=np.flatnonzero(test), pivot=np.int64(pivot))
-    os.replace(tmp, out)
+    with atomic_path(out, suffix=".npz") as tmp:
+        np.savez(tmp, train=np.flatnonzero(~test), test=np.flatnonzero(test), pivot=np.int64(pivot))
     return {"train": int((~test).sum()), "test": int(test.sum()), "pivot": pivot}

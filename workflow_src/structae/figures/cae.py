@@ -29,7 +29,7 @@ def phase_image(phase: np.ndarray, magnitude: np.ndarray, threshold: float) -> n
 
 def phase_figure(checkpoint: str | Path, data: str | Path, split_index: str | Path | None, out: str | Path,
                  title: str = "") -> None:
-    module, model, config = load_model(checkpoint, "cae")
+    module, model, _ = load_model(checkpoint, "cae")
     images = loader.load(data, split_index, "test")
     batch = images.batch(torch.arange(min(ROWS, len(images))))
     with torch.no_grad():
@@ -42,7 +42,7 @@ def phase_figure(checkpoint: str | Path, data: str | Path, split_index: str | Pa
         sample = fig.add_subplot(len(batch["image"]), 3, 3 * row + 1)
         sample.imshow(image.squeeze(-1) if image.shape[-1] == 1 else image, cmap="gray", vmin=0, vmax=1)
         phases = fig.add_subplot(len(batch["image"]), 3, 3 * row + 2)
-        phases.imshow(phase_image(phase, magnitude, config.mask_threshold))
+        phases.imshow(phase_image(phase, magnitude, module.EvalConfig().mask_threshold))
         polar = fig.add_subplot(len(batch["image"]), 3, 3 * row + 3, projection="polar")
         scored = mask != IGNORE_LABEL
         colors = label_colors(mask)[scored]

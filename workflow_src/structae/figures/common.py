@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import matplotlib
@@ -10,12 +9,11 @@ import matplotlib
 matplotlib.use("Agg")  # figures are made in batch jobs without a display
 import matplotlib.pyplot as plt  # noqa: E402
 
+from structae.files import atomic_path  # noqa: E402
+
 
 def save(fig, out: str | Path) -> None:
     """Write a figure atomically, so an interrupted job leaves no PNG that looks finished."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp.png")
-    fig.savefig(tmp, dpi=120, bbox_inches="tight")
+    with atomic_path(out, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=120, bbox_inches="tight")
     plt.close(fig)
-    os.replace(tmp, out)

@@ -61,7 +61,7 @@ def slots_figure(checkpoint: str | Path, data: str | Path, split_index: str | Pa
         _show(top[0], batch["image"][row].numpy(), "image" if row == 0 else None)
         _show(top[1], outputs["reconstruction"][row].numpy(), "reconstruction" if row == 0 else None)
         # Slot k is drawn in label k + 1's colour, so slot 1 is not black like the true background.
-        _show_labels(top[2], outputs["segmentations"][row, -1] + 1, "segmentation" if row == 0 else None)
+        _show_labels(top[2], outputs["masks"][row].argmax(0) + 1, "segmentation" if row == 0 else None)
         _show_labels(bottom[0], batch["mask"][row])
         bottom[0].set_xlabel("true objects", fontsize=7)
         for ax in (bottom[1], bottom[2]):

@@ -14,6 +14,7 @@ from structae.data import loader
 from structae.data.sprites import LATENT_NAMES
 from structae.figures import Figure
 from structae.figures.common import plt, save
+from structae.files import atomic_path
 
 OFFSETS = np.linspace(-2.0, 2.0, 9)  # traversal values around the encoded one
 FACTORS = ("shape", "posX", "posY", "scale", "orientation")  # dSprites factors the UMAP figures colour by
@@ -72,18 +73,14 @@ def traversal_animation(checkpoint, data, split_index, out, title="") -> None:
         ax.set_yticks([])
         ax.set_title(f"z{unit}", fontsize=7)
     label = fig.suptitle("")
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp.gif")
     writer = PillowWriter(fps=4)
-    with writer.saving(fig, str(tmp), dpi=80):
+    with atomic_path(out, suffix=".gif") as tmp, writer.saving(fig, str(tmp), dpi=80):
         for frame in [*range(values), *range(values - 2, 0, -1)]:
             for unit, image in enumerate(shown):
                 image.set_data(grid[unit, frame])
             label.set_text(f"{title}: offset {OFFSETS[frame]:+.1f}")
             writer.grab_frame()
     plt.close(fig)
-    tmp.replace(out)  # atomic: an interrupted job leaves no GIF that looks finished
 
 
 def identity_figure(checkpoint, data, split_index, out, title="") -> None:
@@ -147,11 +144,8 @@ def umap_embedding(checkpoint, data, split_index, out) -> None:
     embedding = reducer.fit_transform(latents)
     values = batch["factors"]["latents_values"].numpy()  # dSprites' (N, 6), columns as sprites.LATENT_NAMES
     factors = {name: values[:, LATENT_NAMES.index(name)] for name in FACTORS}
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp.npz")
-    np.savez(tmp, embedding=embedding, **factors)
-    tmp.replace(out)
+    with atomic_path(out, suffix=".npz") as tmp:
+        np.savez(tmp, embedding=embedding, **factors)
 
 
 def umap_figure(embeddings: list[str | Path], labels: list[str], factor: str, out: str | Path) -> None:

@@ -6,8 +6,10 @@ A model module defines, by these names:
                 takes the batch dict (see loader.ImageSet.batch) and returns a dict of outputs
     loss        loss(outputs, batch, config) -> dict of scalar tensors; "loss" is what is minimised,
                 the other entries are logged terms
-    evaluate    evaluate(model, batch, config) -> dict of (B,) tensors, one metric value per image
+    evaluate    evaluate(model, batch, config, settings) -> dict of (B,) tensors, one metric value per image;
+                `settings` is the model's EvalConfig (or None): metrics are computed here, not in forward
 and may define
+    EvalConfig  a @dataclass of evaluation-only settings, from the experiment's `evaluate.model`
     step_rows   step_rows(n, batch_size, seed, step, config) -> rows of the training batch at `step`
                 (default: loader.step_rows); must depend on (seed, step) alone, for exact resumes
     reconstruct reconstruct(model, batch) -> pixel probabilities (B, C, H, W), for evaluate.compare_with

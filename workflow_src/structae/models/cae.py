@@ -43,15 +43,26 @@ class Config:
     linear: int = 64  # size of the complex bottleneck (official: 64)
     pooling: str = "max"  # RGB channel pooling, one of POOLINGS; irrelevant for one channel
     softmax_temperature: float = 1.0  # τ of softmax and hardmax pooling
-    mask_threshold: float = 0.1  # evaluation: phases of outputs weaker than this count less (official 0.1)
-    kmeans_iterations: int = 30  # Lloyd iterations of the batched k-means in evaluation
-    kmeans_restarts: int = 3  # k-means++ restarts per image; the lowest inertia wins
 
     def __post_init__(self):
         if self.pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}")
-        if self.hidden < 1 or self.linear < 1 or self.softmax_temperature <= 0 or self.mask_threshold <= 0:
-            raise ValueError("hidden, linear, softmax_temperature and mask_threshold must be positive")
+        if self.hidden < 1 or self.linear < 1 or self.softmax_temperature <= 0:
+            raise ValueError("hidden, linear and softmax_temperature must be positive")
+
+
+@dataclass
+class EvalConfig:
+    """Evaluation-only settings (an experiment's `evaluate.model`): changing them re-evaluates, never retrains."""
+
+    mask_threshold: float = 0.1  # phases of outputs weaker than this count less (official 0.1)
+    kmeans_iterations: int = 30  # Lloyd iterations of the batched k-means
+    kmeans_restarts: int = 3  # k-means++ restarts per image; the lowest inertia wins
+    seed: int = 0  # the k-means seeding's random stream
+
+    def __post_init__(self):
+        if self.mask_threshold <= 0 or self.kmeans_iterations < 1 or self.kmeans_restarts < 1:
+            raise ValueError("mask_threshold, kmeans_iterations and kmeans_restarts must be positive")
 
 
 class Activation(NamedTuple):
@@ -214,22 +225,23 @@ def phase_separation(phase, magnitude, mask, threshold) -> dict[str, torch.Tenso
             "phase_separation": torch.where(enough, gap / mean_spread.clamp(min=1e-6), nan)}
 
 
-def segment(outputs: dict, mask: torch.Tensor, config: Config, seed: int = 0) -> torch.Tensor:
+def segment(outputs: dict, mask: torch.Tensor, settings: EvalConfig) -> torch.Tensor:
     """Predicted object labels (B, H, W): k-means on output phases with k = objects + background per image,
     ignoring IGNORE_LABEL pixels (overlaps), as the paper evaluates."""
     scored = mask != IGNORE_LABEL
     k = torch.where(scored, mask, 0).flatten(1).amax(1) + 1  # labels 0..max: objects + background
-    points = phase_features(outputs["phase"], outputs["magnitude"], config.mask_threshold)
-    generator = torch.Generator(device=points.device).manual_seed(seed)
-    labels = batched_kmeans(points, k, scored.flatten(1), config.kmeans_iterations, config.kmeans_restarts,
+    points = phase_features(outputs["phase"], outputs["magnitude"], settings.mask_threshold)
+    generator = torch.Generator(device=points.device).manual_seed(settings.seed)
+    labels = batched_kmeans(points, k, scored.flatten(1), settings.kmeans_iterations, settings.kmeans_restarts,
                             generator)
     return labels.view_as(mask)
 
 
-def evaluate(model: Model, batch: dict, config: Config) -> dict:
+def evaluate(model: Model, batch: dict, config: Config, settings: EvalConfig | None = None) -> dict:
+    settings = settings or EvalConfig()
     outputs = model(batch)
-    predicted = segment(outputs, batch["mask"], config)
+    predicted = segment(outputs, batch["mask"], settings)
     scores = metrics.segmentation_ari(batch["mask"], predicted)
-    separation = phase_separation(outputs["phase"], outputs["magnitude"], batch["mask"], config.mask_threshold)
+    separation = phase_separation(outputs["phase"], outputs["magnitude"], batch["mask"], settings.mask_threshold)
     mse = metrics.squared_error_per_image(outputs["reconstruction"], batch["image"]) / batch["image"][0].numel()
     return {**scores, **separation, "mse": mse}

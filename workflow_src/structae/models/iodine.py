@@ -217,22 +217,28 @@ class Model(nn.Module):
         vecs = [norm(vector(n)) if n in NORMALISED else vector(n) for n in self.vector]
         return (torch.cat(maps, 1) if maps else None), (torch.cat(vecs, 1) if vecs else None)
 
-    def forward(self, batch: dict) -> dict:
+    def forward(self, batch: dict, generator: torch.Generator | None = None) -> dict:
+        """Outputs after each of the T iterations: `losses` (T, B), and for evaluation `masks_per_iteration`
+        (T, B, K, H, W) and `reconstructions` (T, B, C, H, W), detached; the last iteration's nll, kl (B,),
+        means (B, K, C, H, W), masks (B, K, H, W), reconstruction (B, C, H, W) and posterior λ (B, K, 2L).
+        Posterior samples come from `generator` when given, else in eval mode from a fixed seed (0), so figures
+        are reproducible, and in training from torch's stream."""
         image = batch["image"]  # (B, C, H, W) in [0, 1]
         config, b = self.config, image.shape[0]
         lam = self.initial.expand(b, config.slots, -1)
         state = None
-        generator = None if self.training else torch.Generator(image.device).manual_seed(0)
-        losses, segmentations, errors = [], [], []
+        if generator is None and not self.training:
+            generator = torch.Generator(image.device).manual_seed(0)
+        losses, masks, reconstructions = [], [], []
         with torch.enable_grad():  # the refinement inputs need ∇L also when evaluating under no_grad
             for t in range(config.iterations):
                 if not self.training:
                     lam = lam.detach().requires_grad_()  # evaluation: no graph across iterations
                 decoded = self._decode(lam, image, generator)
                 losses.append(decoded["loss"])
-                reconstruction = (decoded["masks"][:, :, None] * decoded["means"]).sum(1)
-                segmentations.append(decoded["masks"].detach().argmax(1))
-                errors.append(metrics.squared_error_per_image(reconstruction.detach(), image) / image[0].numel())
+                reconstruction = (decoded["masks"][:, :, None] * decoded["means"]).sum(1)  # (B, C, H, W)
+                masks.append(decoded["masks"].detach())
+                reconstructions.append(reconstruction.detach())
                 if t == config.iterations - 1:
                     break
                 wanted = [lam, decoded["means"], decoded["masks"]]
@@ -249,7 +255,8 @@ class Model(nn.Module):
                     lam = lam + update
         outputs = {"losses": torch.stack(losses), "nll": decoded["nll"], "kl": decoded["kl"],
                    "means": decoded["means"], "masks": decoded["masks"], "reconstruction": reconstruction,
-                   "posterior": lam, "segmentations": torch.stack(segmentations, 1), "mse": torch.stack(errors, 1)}
+                   "posterior": lam, "masks_per_iteration": torch.stack(masks),
+                   "reconstructions": torch.stack(reconstructions)}
         if not self.training:  # the gradients above were inputs only; nothing downstream differentiates these
             outputs = {key: value.detach() for key, value in outputs.items()}
         return outputs
@@ -278,8 +285,9 @@ def loss(outputs: dict, batch: dict, config: Config) -> dict:
     weights = torch.arange(1, iterations + 1, dtype=outputs["losses"].dtype, device=outputs["losses"].device)
     pixels = batch["image"][0, 0].numel()
     total = (weights[:, None] / iterations * outputs["losses"]).sum(0).mean() / pixels
-    return {"loss": total, "nll": outputs["nll"].mean(), "kl": outputs["kl"].mean(),
-            "mse": outputs["mse"][:, -1].mean()}
+    image = batch["image"]
+    mse = metrics.squared_error_per_image(outputs["reconstruction"].detach(), image) / image[0].numel()
+    return {"loss": total, "nll": outputs["nll"].mean(), "kl": outputs["kl"].mean(), "mse": mse.mean()}
 
 
 def color_kmeans(image: torch.Tensor, k: int, seed: int = 0) -> torch.Tensor:
@@ -292,18 +300,28 @@ def color_kmeans(image: torch.Tensor, k: int, seed: int = 0) -> torch.Tensor:
     return labels.view(batch, height, width)
 
 
-def evaluate(model: Model, batch: dict, config: Config) -> dict:
+@dataclass
+class EvalConfig:
+    """Evaluation-only settings (an experiment's `evaluate.model`): changing them re-evaluates, never retrains."""
+
+    seed: int = 0  # the posterior samples' and the colour k-means baseline's random streams
+
+
+def evaluate(model: Model, batch: dict, config: Config, settings: EvalConfig | None = None) -> dict:
     """ARI with and without background, and MSE, after each iteration (…_t1, …_t2, …); the final
     iteration's without suffix; and the colour k-means baseline with as many clusters as slots."""
-    outputs = model(batch)
-    mask = batch["mask"]
+    settings = settings or EvalConfig()
+    image, mask = batch["image"], batch["mask"]
+    outputs = model(batch, torch.Generator(image.device).manual_seed(settings.seed))
     result = {}
     for t in range(config.iterations):
-        scores = metrics.segmentation_ari(mask, outputs["segmentations"][:, t])
+        segmentation = outputs["masks_per_iteration"][t].argmax(1)  # (B, H, W): each pixel's most likely slot
+        scores = metrics.segmentation_ari(mask, segmentation)
         result[f"ari_fg_t{t + 1}"], result[f"ari_t{t + 1}"] = scores["ari_fg"], scores["ari"]
-        result[f"mse_t{t + 1}"] = outputs["mse"][:, t]
+        error = metrics.squared_error_per_image(outputs["reconstructions"][t], image)
+        result[f"mse_t{t + 1}"] = error / image[0].numel()
     last = config.iterations
     result.update(ari_fg=result[f"ari_fg_t{last}"], ari=result[f"ari_t{last}"], mse=result[f"mse_t{last}"])
-    baseline = metrics.segmentation_ari(mask, color_kmeans(batch["image"], config.slots))
+    baseline = metrics.segmentation_ari(mask, color_kmeans(image, config.slots, settings.seed))
     result.update(baseline_ari_fg=baseline["ari_fg"], baseline_ari=baseline["ari"])
     return result

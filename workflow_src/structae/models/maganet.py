@@ -113,7 +113,7 @@ def loss(outputs: dict, batch: dict, config: Config) -> dict:
     return {"loss": bce + config.beta_kl * kl + config.beta_latent * latent, "bce": bce, "kl": kl, "latent": latent}
 
 
-def evaluate(model: Model, batch: dict, config: Config) -> dict:
+def evaluate(model: Model, batch: dict, config: Config, settings: None = None) -> dict:
     """Per-image BCE (nats, summed over pixels) of the reconstruction of each test image from the pivot."""
     return {"bce": metrics.bce_per_image(reconstruct(model, batch), batch["image"])}
 

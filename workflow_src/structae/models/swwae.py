@@ -160,7 +160,7 @@ def loss(outputs: dict, batch: dict, config: Config) -> dict:
     return {"loss": total, "nll": nll, "rec": rec, "rec_m": middle}
 
 
-def evaluate(model: Model, batch: dict, config: Config) -> dict:
+def evaluate(model: Model, batch: dict, config: Config, settings: None = None) -> dict:
     """Test error (1 − accuracy of the classifier, or the probe) and the reconstruction's squared error."""
     outputs = model(batch)
     error = 1.0 - metrics.accuracy(outputs["logits"], batch["factors"]["label"])

@@ -48,7 +48,7 @@ def loss(outputs: dict, batch: dict, config: Config) -> dict:
     return {"loss": bce, "bce": bce}
 
 
-def evaluate(model: Model, batch: dict, config: Config) -> dict:
+def evaluate(model: Model, batch: dict, config: Config, settings: None = None) -> dict:
     logits = model(batch)["logits"]
     return {
         "bce": metrics.bce_with_logits_per_image(logits, batch["image"]),

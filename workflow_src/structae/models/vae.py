@@ -60,7 +60,7 @@ def loss(outputs: dict, batch: dict, config: Config) -> dict:
     return {"loss": bce + config.beta_kl * kl, "bce": bce, "kl": kl}
 
 
-def evaluate(model: Model, batch: dict, config: Config) -> dict:
+def evaluate(model: Model, batch: dict, config: Config, settings: None = None) -> dict:
     return {"bce": metrics.bce_per_image(reconstruct(model, batch), batch["image"])}
 
 
