@@ -11,15 +11,22 @@ STAMP := $(ENV_DIR)/.structae-installed
 # Rules call the `structae` command, so the environment's bin/ must lead PATH.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: all test setup lint rulegraph push pull
+.PHONY: all test check setup lint rulegraph push pull
 all: $(STAMP)
 	$(BIN)/snakemake all
 
+# Everything, as CI runs it: the linters, then every test (whole-workflow runs, DVC, SLURM included).
 test: $(STAMP) lint
 	$(BIN)/pytest
 
+# The fast tier for an edit-test loop (under 3 minutes on 2 cores): ruff, then the tests not marked slow.
+check: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/pytest -m "not slow"
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/snakefmt --check Snakefile rules
 	$(BIN)/snakemake --lint
 
 setup: $(STAMP)

@@ -30,7 +30,8 @@ def _experiments():
     for scale, files in CONFIGS.items():
         config = load_config(files)
         for name in config["experiments"]:
-            yield pytest.param(config, name, id=f"{scale}-{name}")
+            marks = [pytest.mark.slow] if scale == "paper" else []  # minutes of CPU for the paper's widths
+            yield pytest.param(config, name, id=f"{scale}-{name}", marks=marks)
 
 
 @pytest.mark.parametrize("config,name", list(_experiments()))

@@ -42,6 +42,7 @@ def _snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_a_mirror_string_cannot_run_commands(workflow_dir, tmp_path):
     owned = tmp_path / "owned"
     config = yaml.safe_load((workflow_dir / "config.yaml").read_text())
@@ -54,6 +55,7 @@ def test_a_mirror_string_cannot_run_commands(workflow_dir, tmp_path):
     assert not owned.exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("target", ["data/raw/x$(touch {owned})/f", "data/raw/mnist_train_labels/$(touch {owned})",
                                     "results/checkpoints/x$(touch {owned})/seed0/model.pt",
                                     "results/metrics/../../x$(touch {owned}).json"])
@@ -64,6 +66,7 @@ def test_a_requested_path_cannot_run_commands(workflow_dir, tmp_path, target):
     assert not owned.exists()
 
 
+@pytest.mark.slow
 def test_stopping_a_training_job_stops_the_trainer(workflow_dir):
     """SIGTERM to the job's process (what Snakemake and SLURM send) reaches the trainer: it saves its resume
     state and exits; no trainer is left running without its job."""

@@ -24,6 +24,8 @@ TARGET = "results/tables/engine.csv"  # data, a split, 3 training jobs (one on 2
 HARD_TIMEOUT_S = 600
 STUCK_PENDING_S = 120  # a job SLURM can never schedule stays pending; the run itself would never notice
 
+pytestmark = pytest.mark.slow
+
 
 def _skip_reason() -> str | None:
     if os.geteuid() != 0:

@@ -84,12 +84,13 @@ def _resume(cwd: Path, experiment: str, out: str) -> subprocess.CompletedProcess
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(engine_dir) -> Path:
+def uninterrupted(engine_dir) -> Path:  # the tests using it are slow: 600 steps in a subprocess
     result = _resume(engine_dir, "long", "reference")
     assert result.returncode == 0, result.stderr
     return engine_dir / "reference"
 
 
+@pytest.mark.slow
 def test_trained_model_loads_with_weights_only_and_logs_every_term(uninterrupted):
     payload = torch.load(uninterrupted / "model.pt", weights_only=True)
     assert payload["model"] == "tiny" and payload["steps"] == 600
@@ -99,6 +100,7 @@ def test_trained_model_loads_with_weights_only_and_logs_every_term(uninterrupted
     assert log["loss"].iloc[-1] < 0.7 * log["loss"].iloc[0]  # it learns
 
 
+@pytest.mark.slow
 def test_sigkill_then_rerun_ends_bit_identical(engine_dir, uninterrupted):
     returncode, _ = _train_until_state(engine_dir, "long", "killed", signal.SIGKILL)
     assert returncode == -signal.SIGKILL
@@ -114,6 +116,7 @@ def test_sigkill_then_rerun_ends_bit_identical(engine_dir, uninterrupted):
     assert not (engine_dir / "results/resume/long/killed").exists()  # cleaned up once finished
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGUSR1])
 def test_stop_signal_saves_state_and_exits_for_a_retry(engine_dir, uninterrupted, sig):
     out = f"stopped_{sig.name}"
@@ -163,6 +166,7 @@ def test_non_finite_loss_names_the_step_and_keeps_the_last_state(engine_dir, tmp
     assert not run.model_file.exists()
 
 
+@pytest.mark.slow
 def test_torchrun_two_processes_match_one_process(engine_dir):
     """The same global batch split over 2 gloo processes gives the single-process loss curve."""
     if not TORCHRUN.exists():
@@ -184,6 +188,7 @@ def test_torchrun_two_processes_match_one_process(engine_dir):
         torch.testing.assert_close(first[name], second[name], rtol=1e-3, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_evaluate_writes_metrics_for_every_seed(engine_dir, uninterrupted):
     result = _structae(engine_dir, "evaluate", "--experiment", "long", "--checkpoints",
                        str(uninterrupted / "model.pt"), "--out", "metrics/long.json")

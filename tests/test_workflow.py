@@ -3,40 +3,20 @@ what a config change affects, report."""
 
 import copy
 import functools
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import h5py
 import numpy as np
 import pandas as pd
+import pytest
 import yaml
 
+from conftest import jobs, snakemake
 
-def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    return subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", *args], cwd=workdir, env=env,
-                          capture_output=True, text=True)
+pytestmark = pytest.mark.slow
 
 
-def jobs(dry_run: subprocess.CompletedProcess) -> dict[str, int]:
-    """The job-count table of a dry run: rule -> count."""
-    counts, in_table = {}, False
-    for line in dry_run.stdout.splitlines():
-        if line.startswith("job ") and "count" in line:
-            in_table = True
-        elif in_table and line.strip() and not line.startswith("-"):
-            rule, *rest = line.split()
-            if rule == "total":
-                break
-            counts[rule] = int(rest[0])
-    return counts
-
-
-def test_tiny_workflow_end_to_end(workflow_dir):
-    run = snakemake(workflow_dir, "all")
-    assert run.returncode == 0, run.stderr[-3000:]
+def test_tiny_workflow_makes_every_output(tiny_run):
+    workflow_dir = tiny_run
     config = yaml.safe_load((workflow_dir / "config.yaml").read_text())
     for name, spec in config["datasets"].items():
         for split in spec["sizes"]:
@@ -55,6 +35,10 @@ def test_tiny_workflow_end_to_end(workflow_dir):
 
     assert jobs(snakemake(workflow_dir, "-n", "all")) == {}  # everything is up to date
 
+
+def test_a_config_change_reruns_exactly_its_jobs(tiny_done):
+    workflow_dir = tiny_done
+    config = yaml.safe_load((workflow_dir / "config.yaml").read_text())
     results = {"evaluate": 1, "table_metrics": 1, "figure_curves": 1, "all": 1}
     changes = [  # one entry changed: exactly its jobs rerun
         (("datasets", "two_shapes", "sizes", "test"), 40,
@@ -69,12 +53,16 @@ def test_tiny_workflow_end_to_end(workflow_dir):
         (workflow_dir / "config.yaml").write_text(yaml.safe_dump(changed, sort_keys=False))
         assert jobs(snakemake(workflow_dir, "-n", "all")) == {k: v for k, v in expected.items() if v}, keys
 
+
+def test_report_shows_every_figure_and_table(tiny_done):
+    workflow_dir = tiny_done
     report = snakemake(workflow_dir, "--report", "results/report.html")
     assert report.returncode == 0, report.stderr[-3000:]
     html = (workflow_dir / "results/report.html").read_text(errors="replace")
     assert "multi_dsprites.png" in html and "engine.md" in html and "training_curves.png" in html
 
 
+@pytest.mark.slow
 def test_download_rules_convert_crafted_files_from_a_local_mirror(workflow_dir, tmp_path):
     from test_tfrecord import scene
 
