@@ -114,8 +114,11 @@ def loss(outputs: dict, batch: dict, config: Config) -> dict:
 
 
 def evaluate(model: Model, batch: dict, config: Config, settings: None = None) -> dict:
-    """Per-image BCE (nats, summed over pixels) of the reconstruction of each test image from the pivot."""
-    return {"bce": metrics.bce_per_image(reconstruct(model, batch), batch["image"])}
+    """Per-image BCE (nats, summed over pixels) of the reconstruction of each test image from the pivot, and
+    the KL of the transformation's posterior (nats; near 0 means the latent carries nothing)."""
+    outputs = model(batch)
+    return {"bce": metrics.bce_per_image(metrics.as_probabilities(outputs["reconstruction"]), batch["image"]),
+            "kl": gaussian_kl(outputs["mean"], outputs["log_var"])}
 
 
 def latents(model: Model, batch: dict) -> torch.Tensor:

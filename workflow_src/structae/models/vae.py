@@ -61,7 +61,11 @@ def loss(outputs: dict, batch: dict, config: Config) -> dict:
 
 
 def evaluate(model: Model, batch: dict, config: Config, settings: None = None) -> dict:
-    return {"bce": metrics.bce_per_image(reconstruct(model, batch), batch["image"])}
+    """Per-image BCE (nats, summed over pixels) of the reconstruction from the posterior mean, and the KL of
+    the posterior (nats; near 0 is posterior collapse: the decoder draws an average image)."""
+    outputs = model(batch)
+    return {"bce": metrics.bce_per_image(metrics.as_probabilities(torch.sigmoid(outputs["logits"])), batch["image"]),
+            "kl": gaussian_kl(outputs["mean"], outputs["log_var"])}
 
 
 def latents(model: Model, batch: dict) -> torch.Tensor:
