@@ -93,3 +93,19 @@ def test_vae_baseline_shares_the_encoder_and_trains():
     model.eval()
     with torch.no_grad():
         assert vae.reconstruct(model, batch).shape == (4, 1, 32, 32)
+
+
+def test_both_models_report_bce_and_the_kl_that_shows_collapse():
+    """The KL beside the BCE is what tells a VAE that learned from one that draws an average image."""
+    torch.manual_seed(0)
+    batch = {"image": (torch.rand(4, 1, 32, 32) > 0.5).float(), "pivot": torch.rand(1, 1, 32, 32)}
+    for module, model in ((maganet, _trained()), (vae, vae.Model(vae.Config(latent=4, conv=(8, 8, 16)), INFO))):
+        model.eval()
+        with torch.no_grad():
+            scores = module.evaluate(model, batch, model.config if hasattr(model, "config") else None)
+            outputs = model(batch)
+        expected = 0.5 * (outputs["mean"] ** 2 + outputs["log_var"].exp() - 1 - outputs["log_var"]).sum(1)
+        torch.testing.assert_close(scores["kl"], expected)
+        assert scores["bce"].shape == (4,) and (scores["bce"] > 0).all()
+        images = module.decode_latents(model, torch.zeros(2, 4), batch)
+        assert images.shape == (2, 1, 32, 32) and 0 <= images.min() and images.max() <= 1
