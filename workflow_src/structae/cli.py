@@ -8,7 +8,6 @@ Snakemake reruns the job when, and only when, that entry changes.
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import sys
 from pathlib import Path
@@ -138,8 +137,7 @@ def cmd_figure(args) -> None:
         extra = ", ".join("--" + key.replace("_", "-") for key in sorted(given.keys() - accepted))
         raise UserError(f"figure '{args.name}' takes no {extra}; it takes: "
                         f"{', '.join('--' + key.replace('_', '-') for key in sorted(accepted))}")
-    missing = sorted(key for key, parameter in inspect.signature(figure.draw).parameters.items()
-                     if parameter.default is inspect.Parameter.empty and key not in given and key != "out")
+    missing = sorted(figure.required() - given.keys() - {"out"})
     if missing:
         raise UserError(f"figure '{args.name}' needs {', '.join('--' + key.replace('_', '-') for key in missing)}")
     if "labels" in given:

@@ -35,6 +35,11 @@ class Figure:
         """The keyword arguments its draw function takes (the `structae figure` options it needs or allows)."""
         return set(inspect.signature(self.draw).parameters)
 
+    def required(self) -> set[str]:
+        """The keyword arguments without a default: what `structae figure NAME` must be given."""
+        return {name for name, parameter in inspect.signature(self.draw).parameters.items()
+                if parameter.default is inspect.Parameter.empty}
+
     def takes(self, option: str) -> bool:
         return option in self.options()
 
