@@ -156,10 +156,6 @@ def result_targets(paper):
     return [paths.table(paper), paths.table(paper).replace(".csv", ".md")] + model_figures(paper)
 
 
-def experiment_model(wildcards):
-    return EXPERIMENTS[wildcards.experiment]["model"]
-
-
 def figure_inputs(wildcards):
     """The first seed's checkpoint and the test images of the experiment a figure shows."""
     data = paths.experiment_data(config, wildcards.experiment)
@@ -249,10 +245,10 @@ def embedding_inputs(wildcards):
 
 def recombination_inputs(wildcards):
     """Every MAGANet-paper experiment's first checkpoint, and the test rows they are all scored on."""
-    names = experiments_of("maganet")
-    data = paths.experiment_data(config, names[0])
+    shown = experiments_of("maganet")
+    data = paths.experiment_data(config, shown[0])
     return {
-        "models": [checkpoints_of(name)[0] for name in names],
+        "models": [checkpoints_of(name)[0] for name in shown],
         "data": data.test,
         "split": [data.test_split] if data.test_split else [],
     }
@@ -305,5 +301,5 @@ def umap_embeddings(wildcards):
 
 def reconstruction_inputs(wildcards):
     """The first checkpoints of the SWWAE experiments the reconstruction figure compares, and their test images."""
-    names = swwae_reconstruction_experiments()
-    return {"models": [checkpoints_of(name)[0] for name in names], "data": paths.experiment_data(config, names[0]).test}
+    shown = swwae_reconstruction_experiments()
+    return {"models": [checkpoints_of(name)[0] for name in shown], "data": paths.experiment_data(config, shown[0]).test}
