@@ -20,13 +20,13 @@ def _entry(args, section: str, name: str) -> dict:
     from structae import config as cfg
     from structae import names
 
-    names.check(section[:-1], name)
     if args.spec is not None:
         try:
             entry = json.loads(args.spec)
         except json.JSONDecodeError as err:
             raise UserError(f"--spec is not valid JSON ({err.msg}); pass the entry as a JSON object") from None
-        return cfg.validate_entry(section, name, entry)
+        return cfg.validate_entry(section, name, entry)  # checks the name too
+    names.check(section[:-1], name)
     config = cfg.load_config(args.config or ["config.yaml"])
     entries = config.get(section, {})
     if name not in entries:

@@ -116,14 +116,16 @@ def _check_entry_size(section: str, name: str, entry: dict, source: str) -> None
                         "an entry may hold (it is passed to its jobs on the command line); keep entries small")
 
 
-def _check_names(config: dict, source: str) -> None:
-    """Names that become paths or wildcards follow structae.names (one rule for the workflow and the CLI)."""
+def _check_entries(config: dict, source: str) -> None:
+    """Names that become paths or wildcards follow structae.names (one rule for the workflow and the CLI), and
+    every entry fits on a command line."""
     for section in SECTIONS:
         for name, entry in (config.get(section) or {}).items():
             _named(f"{section} entry", name, source)
             if section == "datasets" and isinstance(entry, Mapping):
                 for split in entry.get("sizes") or {}:
                     _named(f"datasets.{name}.sizes split", split, source)
+            _check_entry_size(section, name, entry, source)
 
 
 def _named(what: str, name: object, source: str) -> None:
@@ -148,10 +150,7 @@ def validate_config(config: dict, source: str = "config") -> dict:
     Raises UserError with one line naming `source`, the key and what is allowed.
     """
     _validate(config, schema(), source)
-    _check_names(config, source)
-    for section in SECTIONS:
-        for name, entry in config.get(section, {}).items():
-            _check_entry_size(section, name, entry, source)
+    _check_entries(config, source)
     _check_references(config, source)
     return config
 

@@ -40,9 +40,6 @@ class Figure:
         return {name for name, parameter in inspect.signature(self.draw).parameters.items()
                 if parameter.default is inspect.Parameter.empty}
 
-    def takes(self, option: str) -> bool:
-        return option in self.options()
-
     def file(self, name: str) -> str:
         """The file name, without the directory; {experiment} left to fill for a per-model figure."""
         return f"{name}_{{experiment}}.{self.ext}" if self.models else f"{name}.{self.ext}"

@@ -99,9 +99,13 @@ def _pivot(batch: dict) -> torch.Tensor:
     return batch["pivot"]
 
 
+def _probabilities(outputs: dict) -> torch.Tensor:
+    return metrics.as_probabilities(outputs["reconstruction"])
+
+
 def reconstruct(model: Model, batch: dict) -> torch.Tensor:
     """Pixel probabilities (B, C, H, W): the pivot moved by the encoded transformation."""
-    return metrics.as_probabilities(model(batch)["reconstruction"])
+    return _probabilities(model(batch))
 
 
 def loss(outputs: dict, batch: dict, config: Config) -> dict:
@@ -117,7 +121,7 @@ def evaluate(model: Model, batch: dict, config: Config, settings: None = None) -
     """Per-image BCE (nats, summed over pixels) of the reconstruction of each test image from the pivot, and
     the KL of the transformation's posterior (nats; near 0 means the latent carries nothing)."""
     outputs = model(batch)
-    return {"bce": metrics.bce_per_image(metrics.as_probabilities(outputs["reconstruction"]), batch["image"]),
+    return {"bce": metrics.bce_per_image(_probabilities(outputs), batch["image"]),
             "kl": gaussian_kl(outputs["mean"], outputs["log_var"])}
 
 

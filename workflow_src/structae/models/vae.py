@@ -50,8 +50,12 @@ class Model(nn.Module):
         return {"logits": self.decode(z), "mean": mean, "log_var": log_var}
 
 
+def _probabilities(outputs: dict) -> torch.Tensor:
+    return metrics.as_probabilities(torch.sigmoid(outputs["logits"]))
+
+
 def reconstruct(model: Model, batch: dict) -> torch.Tensor:
-    return metrics.as_probabilities(torch.sigmoid(model(batch)["logits"]))
+    return _probabilities(model(batch))
 
 
 def loss(outputs: dict, batch: dict, config: Config) -> dict:
@@ -64,7 +68,7 @@ def evaluate(model: Model, batch: dict, config: Config, settings: None = None) -
     """Per-image BCE (nats, summed over pixels) of the reconstruction from the posterior mean, and the KL of
     the posterior (nats; near 0 is posterior collapse: the decoder draws an average image)."""
     outputs = model(batch)
-    return {"bce": metrics.bce_per_image(metrics.as_probabilities(torch.sigmoid(outputs["logits"])), batch["image"]),
+    return {"bce": metrics.bce_per_image(_probabilities(outputs), batch["image"]),
             "kl": gaussian_kl(outputs["mean"], outputs["log_var"])}
 
 
