@@ -256,6 +256,8 @@ def fit(name: str, entry: dict, seed: int, images: loader.ImageSet, run: Run,
               f"{ctx.device.type}, global batch {settings['batch_size']}", file=sys.stderr)
 
     wrapped = DistributedDataParallel(model) if ctx.enabled else model
+    if settings["compile"]:  # the checkpoint saves `model`, whose parameter names compiling leaves alone
+        wrapped = torch.compile(wrapped)
     # A model may choose its batches (SWWAE oversamples its labelled rows), as a function of (seed, step).
     sampler = (lambda n, size, seed_, step_: module.step_rows(n, size, seed_, step_, config)) \
         if hasattr(module, "step_rows") else loader.step_rows

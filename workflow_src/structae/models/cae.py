@@ -7,7 +7,8 @@ imaginary parts, ψ = W·Re z + i·W·Im z, and binds magnitudes through χ = W�
 then BatchNorm (LayerNorm after linear layers) on m and ReLU; φ passes through. The input's phase is 0.
 Objects come out as groups of pixels with similar output phase; the reconstruction reads magnitudes only.
 
-Speed: W·Re z, W·Im z and W·|z| are one real convolution over the three stacked along the batch axis.
+Speed: W·Re z, W·Im z and W·|z| are one real convolution over the three stacked along the batch axis, in
+channels-last layout (oneDNN's and cuDNN's native one: 1.2–1.35× faster steps on CPU, bench/cae.py).
 
 RGB channel pooling (this project's extension; the paper is grayscale): the C output channels each have a
 phase, but a pixel belongs to one object. The pooled phase φ* of a pixel is chosen by `pooling`
@@ -160,9 +161,10 @@ class Model(nn.Module):
         with torch.no_grad():
             self.output.weight.copy_(torch.eye(channels)[:, :, None, None])
             self.output.bias.zero_()
+        self.to(memory_format=torch.channels_last)
 
     def forward(self, batch: dict) -> dict:
-        image = batch["image"]  # (B, C, H, W) in [0, 1]
+        image = batch["image"].contiguous(memory_format=torch.channels_last)  # (B, C, H, W) in [0, 1]
         z = Activation(image, torch.ones_like(image), torch.zeros_like(image))  # input phase 0
         z = self.encoder(z)  # (B, 2h, H/8, W/8)
         z = self.encoder_linear(Activation(*(part.flatten(1) for part in z)))  # (B, linear)
