@@ -81,3 +81,17 @@ def test_colour_kmeans_baseline_separates_uniform_colour_regions():
     assert metrics.adjusted_rand_index(truth, labels).item() == pytest.approx(1.0)
 
 
+
+
+def test_broadcast_decoder_equals_the_conv_over_the_tiled_latent():
+    """The decoder's first layer is computed without tiling (a speed-up); it must be that conv, value and
+    gradient, borders included (non-square, so rows and columns cannot be swapped unnoticed)."""
+    decoder = iodine.BroadcastDecoder(iodine.Config(**SMALL), 3, 6, 9).double()
+    z = torch.randn(5, SMALL["latent"], dtype=torch.double, requires_grad=True)
+    tiled = torch.cat([z[:, :, None, None].expand(-1, -1, 6, 9), decoder.grid.double().expand(5, -1, -1, -1)], 1)
+    expected = decoder.net[0](tiled)
+    result = decoder.first_layer(z)
+    torch.testing.assert_close(result, expected)
+    grad_fast, = torch.autograd.grad(result.square().sum(), z)
+    grad_tiled, = torch.autograd.grad(expected.square().sum(), z)
+    torch.testing.assert_close(grad_fast, grad_tiled)

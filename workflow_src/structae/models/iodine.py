@@ -85,23 +85,37 @@ def coordinate_grid(height: int, width: int, device=None) -> torch.Tensor:
 
 class BroadcastDecoder(nn.Module):
     """Spatial broadcast decoder (Watters et al. 2019): z tiled over the image plus coordinates, then
-    same-size convs; outputs per-slot means (C channels) and a mask logit."""
+    same-size convs; outputs per-slot means (C channels) and a mask logit.
+
+    Speed: the first conv never sees the tiled input. Over a constant map, a 3×3 conv with zero padding gives,
+    at each pixel, the sum of W_o·z over the kernel offsets that fall inside the image: a (N·O, 9) × (9, H·W)
+    product, 9 instead of 9·(latent + 2) multiply-adds per output; the coordinates' part is the same for every
+    slot and is computed once. Exactly the conv over the tiled input (a test checks it), about 10 % of a step."""
 
     def __init__(self, config: Config, channels: int, height: int, width: int):
         super().__init__()
         act = ACTIVATIONS[config.activation]
         layers, c_in = [], config.latent + 2
         for _ in range(config.decoder_layers):
-            layers += [nn.Conv2d(c_in, config.decoder_width, 3, padding=1), act()]
+            layers += [nn.Conv2d(c_in, config.decoder_width, 3, padding=1), act(inplace=True)]
             c_in = config.decoder_width
         self.net = nn.Sequential(*layers, nn.Conv2d(c_in, channels + 1, 1))
         self.register_buffer("grid", coordinate_grid(height, width), persistent=False)
+        # inside[k, p]: whether kernel offset k of pixel p falls inside the image (F.unfold's order of offsets)
+        inside = F.unfold(torch.ones(1, 1, height, width), 3, padding=1)[0]  # (9, H·W)
+        self.register_buffer("inside", inside, persistent=False)
+
+    def first_layer(self, z: torch.Tensor) -> torch.Tensor:
+        """The first conv over [z tiled; coordinates]: (N, latent) -> (N, O, H, W)."""
+        conv, (n, latent), (_, height, width) = self.net[0], z.shape, self.grid.shape
+        weight = conv.weight  # (O, latent + 2, 3, 3)
+        per_offset = z @ weight[:, :latent].flatten(2).permute(1, 0, 2).flatten(1)  # (N, O·9): W_o,k·z
+        tiled = (per_offset.view(-1, 9) @ self.inside).view(n, -1, height, width)
+        return tiled + F.conv2d(self.grid[None], weight[:, latent:], conv.bias, padding=1)
 
     def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """z (N, latent) -> means (N, C, H, W), mask logits (N, H, W)."""
-        n, (_, height, width) = z.shape[0], self.grid.shape
-        tiled = torch.cat([z[:, :, None, None].expand(-1, -1, height, width), self.grid.expand(n, -1, -1, -1)], 1)
-        out = self.net(tiled)
+        out = self.net[1:](self.first_layer(z))
         return out[:, :-1], out[:, -1]
 
 
@@ -113,7 +127,7 @@ class RefinementNetwork(nn.Module):
         act = ACTIVATIONS[config.activation]
         layers, c_in, h, w = [], spatial_channels, height, width
         for _ in range(config.refine_layers if spatial_channels else 0):
-            layers += [nn.Conv2d(c_in, config.refine_width, 3, stride=2, padding=1), act()]
+            layers += [nn.Conv2d(c_in, config.refine_width, 3, stride=2, padding=1), act(inplace=True)]
             c_in, h, w = config.refine_width, (h + 1) // 2, (w + 1) // 2
         self.convs = nn.Sequential(*layers)
         self.mlp = nn.Sequential(nn.Flatten(), nn.Linear(c_in * h * w, config.refine_hidden), act()) \
