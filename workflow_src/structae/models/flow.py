@@ -83,8 +83,8 @@ class AdditiveCoupling(nn.Module):
     def __init__(self, channels: int, hidden: int):
         super().__init__()
         half = channels // 2
-        self.net = nn.Sequential(nn.Conv2d(half, hidden, 3, padding=1), nn.ReLU(),
-                                 nn.Conv2d(hidden, hidden, 1), nn.ReLU(),
+        self.net = nn.Sequential(nn.Conv2d(half, hidden, 3, padding=1), nn.ReLU(inplace=True),
+                                 nn.Conv2d(hidden, hidden, 1), nn.ReLU(inplace=True),
                                  nn.Conv2d(hidden, channels - half, 3, padding=1))
         nn.init.zeros_(self.net[-1].weight)
         nn.init.zeros_(self.net[-1].bias)

@@ -21,12 +21,12 @@ class GaussianEncoder(nn.Module):
         super().__init__()
         layers, c_in = [], channels
         for c_out in conv:
-            layers += [nn.Conv2d(c_in, c_out, 4, stride=2, padding=1), nn.ReLU()]
+            layers += [nn.Conv2d(c_in, c_out, 4, stride=2, padding=1), nn.ReLU(inplace=True)]
             c_in = c_out
         self.convs = nn.Sequential(*layers)
         flat = c_in * (height >> len(conv)) * (width >> len(conv))
-        self.mlp = nn.Sequential(nn.Flatten(), nn.Linear(flat, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
-                                 nn.Linear(hidden, 2 * latent))
+        self.mlp = nn.Sequential(nn.Flatten(), nn.Linear(flat, hidden), nn.ReLU(inplace=True),
+                                 nn.Linear(hidden, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, 2 * latent))
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, C, H, W) -> mean, log-variance, each (B, latent)."""
