@@ -32,7 +32,8 @@ def test_complex_layer_is_the_papers_formula():
     torch.testing.assert_close(out.sin, torch.sin(expected_phase), atol=1e-4, rtol=1e-4)
 
 
-def test_batched_kmeans_finds_what_sklearn_finds():
+@pytest.mark.parametrize("method", ["torch", "sklearn"])
+def test_batched_kmeans_finds_what_sklearn_finds(method):
     rng = np.random.default_rng(0)
     k = torch.tensor([2, 3, 4, 1])
     points, truth = [], []
@@ -44,11 +45,33 @@ def test_batched_kmeans_finds_what_sklearn_finds():
     points = torch.tensor(np.stack(points))
     valid = torch.ones(4, 300, dtype=torch.bool)
     valid[:, :20] = False  # excluded points neither move centres nor count
-    ours = clustering.batched_kmeans(points, k, valid, 30, 3, torch.Generator().manual_seed(0))
+    ours = clustering.batched_kmeans(points, k, valid, 30, 3, torch.Generator().manual_seed(0), method=method)
     for b, n_clusters in enumerate(k.tolist()):
         reference = KMeans(n_clusters=n_clusters, n_init=3, random_state=0).fit_predict(points[b, 20:].numpy())
         assert adjusted_rand_score(reference, ours[b, 20:].numpy()) == pytest.approx(1.0)
         assert ours[b].max() < n_clusters
+        # an excluded point takes the label of its nearest centre, i.e. of the cluster it sits in
+        assert adjusted_rand_score(truth[b], ours[b].numpy()) == pytest.approx(1.0)
+
+
+def test_kmeans_iterations_are_lloyds_from_the_seeded_centres():
+    """Converged images leave the batch and distances are summed coordinate by coordinate (speed-ups): the labels
+    must still be plain Lloyd iterations, image by image, from the k-means++ centres, up to the cap."""
+    points = torch.rand(6, 150, 3, generator=torch.Generator().manual_seed(1))
+    k, valid = torch.tensor([1, 2, 3, 4, 5, 6]), torch.ones(6, 150, dtype=torch.bool)
+    ours = clustering.batched_kmeans(points, k, valid, 8, 1, torch.Generator().manual_seed(3), method="torch")
+    seeds = clustering._kmeans_plus_plus(points, valid, 6, torch.Generator().manual_seed(3))
+    for image, clusters in enumerate(k.tolist()):
+        cloud, centres = points[image].double(), seeds[image, :clusters].double()
+        labels = None
+        for _ in range(8):
+            new = torch.cdist(cloud, centres).argmin(1)
+            if labels is not None and torch.equal(new, labels):
+                break
+            labels = new
+            centres = torch.stack([cloud[labels == j].mean(0) if (labels == j).any() else centres[j]
+                                   for j in range(clusters)])
+        assert torch.equal(ours[image], labels)
 
 
 def test_phase_separation_on_known_phases():

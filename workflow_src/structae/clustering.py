@@ -1,40 +1,76 @@
 """k-means on many small point sets at once (one per image): the CAE clusters output phases, IODINE's
-baseline clusters pixel colours. Batched on the device, so evaluating a batch is a few matmuls."""
+baseline clusters pixel colours.
+
+One algorithm (k-means++ seeding, Lloyd iterations, the lowest inertia of `restarts` runs), two
+implementations: "torch", batched over the images on the points' device, what a GPU wants and on a CPU the
+fastest for small images; and "sklearn", scikit-learn's KMeans image by image, faster on a CPU from about
+64×64 pixels on (bench/clustering.py). "auto" picks by device and size. Tests check that both find the
+clusters scikit-learn finds."""
 
 from __future__ import annotations
 
+import numpy as np
 import torch
+
+METHODS = ("auto", "torch", "sklearn")
+SKLEARN_FROM_POINTS = 2048  # on a CPU, per-image scikit-learn wins from about this many points (bench/clustering.py)
 
 
 def batched_kmeans(points: torch.Tensor, k: torch.Tensor, valid: torch.Tensor, iterations: int, restarts: int,
-                   generator: torch.Generator) -> torch.Tensor:
-    """k-means on every image at once, each with its own number of clusters.
+                   generator: torch.Generator, method: str = "auto") -> torch.Tensor:
+    """k-means on every image, each with its own number of clusters.
 
     points (B, N, D); k (B,) clusters per image (>= 1); valid (B, N) bool, points that take part.
     Returns labels (B, N) in [0, k_b); invalid points get the label of their nearest centre.
+    Deterministic given `generator`'s state; the two methods draw their seeds differently.
     """
-    batch, n, dims = points.shape
+    if method not in METHODS:
+        raise ValueError(f"k-means method must be one of {', '.join(METHODS)}")
+    if method == "auto":
+        large = points.shape[1] >= SKLEARN_FROM_POINTS
+        method = "sklearn" if points.device.type == "cpu" and large else "torch"
+    if method == "sklearn":
+        return _sklearn_kmeans(points, k, valid, iterations, restarts, generator)
+    return _torch_kmeans(points, k, valid, iterations, restarts, generator)
+
+
+def _sklearn_kmeans(points, k, valid, iterations, restarts, generator) -> torch.Tensor:
+    from sklearn.cluster import KMeans
+
+    seed = int(torch.randint(2**31 - 1, (1,), generator=generator))
+    data, chosen = points.detach().cpu().numpy(), valid.cpu().numpy()
+    labels = np.zeros(chosen.shape, dtype=np.int64)
+    for image, (cloud, keep, clusters) in enumerate(zip(data, chosen, k.tolist(), strict=True)):
+        subset = cloud[keep] if keep.any() else cloud
+        fitted = KMeans(min(clusters, len(subset)), n_init=restarts, max_iter=iterations, random_state=seed).fit(subset)
+        labels[image] = fitted.labels_ if keep.all() else fitted.predict(cloud)
+    return torch.from_numpy(labels).to(points.device)
+
+
+def _torch_kmeans(points, k, valid, iterations, restarts, generator) -> torch.Tensor:
+    """Lloyd's iterations run on the images not yet converged only; distances are computed one centre at a
+    time, coordinate by coordinate, with a running minimum: for the few clusters and dimensions of a phase or a
+    colour this is several times faster than a (B, N, K) distance tensor and its argmin over K."""
+    batch, _, dims = points.shape
     k_max = int(k.max())
     usable = torch.arange(k_max, device=points.device)[None] < k[:, None]  # (B, K)
     weight = valid.to(points.dtype)
+    coords = [points[..., d].contiguous() for d in range(dims)]  # D × (B, N)
     best_labels, best_inertia = None, None
     for _ in range(restarts):
         centres = _kmeans_plus_plus(points, valid, k_max, generator)  # (B, K, D)
-        labels = None
-        for _ in range(iterations):
-            # Squared distances via |p|² − 2 p·c + |c|²: one batched matmul, no (B, N, K, D) temporary.
-            distance = (points.pow(2).sum(-1, keepdim=True) - 2 * points @ centres.transpose(1, 2)
-                        + centres.pow(2).sum(-1)[:, None]).clamp_(min=0)  # (B, N, K)
-            distance.masked_fill_(~usable[:, None], float("inf"))
-            new_labels = distance.argmin(2)  # (B, N)
-            if labels is not None and torch.equal(new_labels, labels):
-                break  # converged in every image
-            labels = new_labels
-            counts = torch.zeros(batch, k_max, dtype=points.dtype, device=points.device).scatter_add_(1, labels, weight)
-            sums = torch.zeros_like(centres).scatter_add_(1, labels[..., None].expand(-1, -1, dims),
-                                                          points * weight[..., None])
-            centres = torch.where(counts[..., None] > 0, sums / counts.clamp(min=1)[..., None], centres)
-        inertia = (distance.gather(2, labels[..., None])[..., 0] * weight).sum(1)  # (B,)
+        labels, distance = _nearest(coords, centres, usable)
+        active = torch.arange(batch, device=points.device)  # images whose labels still change
+        for _ in range(iterations - 1):
+            moving = [c[active] for c in coords]
+            centres_now = _centres(moving, labels[active], weight[active], centres[active])
+            labels_now, distance_now = _nearest(moving, centres_now, usable[active])
+            moved = (labels_now != labels[active]).any(1)
+            centres[active], labels[active], distance[active] = centres_now, labels_now, distance_now
+            active = active[moved]
+            if not len(active):
+                break
+        inertia = (distance * weight).sum(1)  # (B,)
         if best_inertia is None:
             best_labels, best_inertia = labels, inertia
         else:
@@ -42,6 +78,29 @@ def batched_kmeans(points: torch.Tensor, k: torch.Tensor, valid: torch.Tensor, i
             best_labels = torch.where(better[:, None], labels, best_labels)
             best_inertia = torch.minimum(inertia, best_inertia)
     return best_labels
+
+
+def _nearest(coords, centres, usable) -> tuple[torch.Tensor, torch.Tensor]:
+    """Index of and squared distance to each point's nearest usable centre (the first of equals, as argmin).
+    coords D × (B, N); centres (B, K, D); usable (B, K). Returns (B, N) long and (B, N)."""
+    best = torch.full_like(coords[0], float("inf"))
+    labels = torch.zeros(coords[0].shape, dtype=torch.long, device=coords[0].device)
+    for j in range(centres.shape[1]):
+        distance = sum((c - centres[:, j, d, None]).square_() for d, c in enumerate(coords))
+        if not usable[:, j].all():  # an image with fewer clusters than the largest k
+            distance.masked_fill_(~usable[:, j, None], float("inf"))
+        closer = distance < best
+        best = torch.where(closer, distance, best)
+        labels.masked_fill_(closer, j)
+    return labels, best
+
+
+def _centres(coords, labels, weight, previous) -> torch.Tensor:
+    """The weighted mean of each cluster's points; a cluster left empty keeps its centre. (B, K, D)."""
+    batch, k_max = previous.shape[:2]
+    counts = torch.zeros(batch, k_max, dtype=weight.dtype, device=weight.device).scatter_add_(1, labels, weight)
+    sums = torch.stack([torch.zeros_like(counts).scatter_add_(1, labels, c * weight) for c in coords], -1)
+    return torch.where(counts[..., None] > 0, sums / counts.clamp(min=1)[..., None], previous)
 
 
 def _kmeans_plus_plus(points, valid, k_max, generator) -> torch.Tensor:
