@@ -9,6 +9,8 @@ clusters scikit-learn finds."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 
@@ -36,7 +38,9 @@ def batched_kmeans(points: torch.Tensor, k: torch.Tensor, valid: torch.Tensor, i
 
 def _sklearn_kmeans(points, k, valid, iterations, restarts, generator) -> torch.Tensor:
     from sklearn.cluster import KMeans
+    from sklearn.exceptions import ConvergenceWarning
 
+    warnings.simplefilter("ignore", ConvergenceWarning)  # a flat image has fewer distinct points than clusters
     seed = int(torch.randint(2**31 - 1, (1,), generator=generator))
     data, chosen = points.detach().cpu().numpy(), valid.cpu().numpy()
     labels = np.zeros(chosen.shape, dtype=np.int64)
