@@ -40,14 +40,16 @@ def _sklearn_kmeans(points, k, valid, iterations, restarts, generator) -> torch.
     from sklearn.cluster import KMeans
     from sklearn.exceptions import ConvergenceWarning
 
-    warnings.simplefilter("ignore", ConvergenceWarning)  # a flat image has fewer distinct points than clusters
     seed = int(torch.randint(2**31 - 1, (1,), generator=generator))
     data, chosen = points.detach().cpu().numpy(), valid.cpu().numpy()
     labels = np.zeros(chosen.shape, dtype=np.int64)
-    for image, (cloud, keep, clusters) in enumerate(zip(data, chosen, k.tolist(), strict=True)):
-        subset = cloud[keep] if keep.any() else cloud
-        fitted = KMeans(min(clusters, len(subset)), n_init=restarts, max_iter=iterations, random_state=seed).fit(subset)
-        labels[image] = fitted.labels_ if keep.all() else fitted.predict(cloud)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # a flat image has fewer distinct points than clusters
+        for image, (cloud, keep, clusters) in enumerate(zip(data, chosen, k.tolist(), strict=True)):
+            subset = cloud[keep] if keep.any() else cloud
+            fitted = KMeans(min(clusters, len(subset)), n_init=restarts, max_iter=iterations,
+                            random_state=seed).fit(subset)
+            labels[image] = fitted.labels_ if keep.all() else fitted.predict(cloud)
     return torch.from_numpy(labels).to(points.device)
 
 
