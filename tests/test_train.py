@@ -295,3 +295,23 @@ def test_unsafe_experiment_names_are_refused_with_and_without_spec(engine_dir, n
         assert result.returncode == 2 and len(stderr.strip().splitlines()) == 1, stderr
         assert "is not allowed; use lower_snake_case" in stderr
     assert sorted(p for p in engine_dir.rglob("*") if p.is_file()) == before
+
+
+def test_compile_without_a_compiler_is_one_line(engine_dir, tmp_path, monkeypatch):
+    entry, data, run = _short_run(engine_dir, tmp_path, compile=True)
+    monkeypatch.setenv("PATH", str(tmp_path))  # no g++, c++ or clang++ here
+    monkeypatch.delenv("CXX", raising=False)
+    with pytest.raises(engine.UserError, match=r"short.train.compile needs a C\+\+ compiler .* train.compile: false"):
+        engine.train("short", entry, 0, data, run)
+    assert not run.model_file.exists()
+
+
+@pytest.mark.slow
+def test_compiled_training_follows_the_eager_loss_curve(engine_dir, tmp_path):
+    """train.compile is a speed-up only: the same seeded run gives the same log within float tolerance."""
+    logs = []
+    for compiled in (False, True):
+        entry, data, run = _short_run(engine_dir, tmp_path / str(compiled), steps=8, log_every=1, compile=compiled)
+        engine.train("short", entry, 0, data, run)
+        logs.append(pd.read_csv(run.log_file).drop(columns="images_per_s"))
+    pd.testing.assert_frame_equal(logs[0], logs[1], rtol=1e-4, atol=1e-6)

@@ -22,6 +22,8 @@ import csv
 import hashlib
 import json
 import math
+import os
+import shutil
 import signal
 import sys
 import time
@@ -215,6 +217,14 @@ def train(name: str, entry: dict, seed: int, data: ExperimentData, run: Run, thr
         ctx.close()
 
 
+def _require_compiler(name: str, ctx: distributed.Context) -> None:
+    """torch.compile builds C++ kernels for the CPU: without a compiler it would fail deep inside its first step."""
+    compilers = [os.environ.get("CXX", ""), "g++", "c++", "clang++"]
+    if ctx.device.type == "cpu" and not any(c and shutil.which(c) for c in compilers):
+        raise UserError(f"experiments.{name}.train.compile needs a C++ compiler on a CPU and none is on PATH "
+                        "(g++, c++, clang++ or $CXX); install one or set train.compile: false")
+
+
 def fit(name: str, entry: dict, seed: int, images: loader.ImageSet, run: Run,
         ctx: distributed.Context | None = None) -> dict:
     """The training loop proper, on images already in memory (`train` reads them from the experiment's files)."""
@@ -257,6 +267,7 @@ def fit(name: str, entry: dict, seed: int, images: loader.ImageSet, run: Run,
 
     wrapped = DistributedDataParallel(model) if ctx.enabled else model
     if settings["compile"]:  # the checkpoint saves `model`, whose parameter names compiling leaves alone
+        _require_compiler(name, ctx)
         wrapped = torch.compile(wrapped)
     # A model may choose its batches (SWWAE oversamples its labelled rows), as a function of (seed, step).
     sampler = (lambda n, size, seed_, step_: module.step_rows(n, size, seed_, step_, config)) \
