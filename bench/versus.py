@@ -29,6 +29,7 @@ from pathlib import Path
 from bench_common import print_table
 
 TURN_SECONDS = 4.0  # timed per side and turn (at least one step)
+PROFILE_ROWS = 12
 
 
 @dataclass
@@ -71,6 +72,14 @@ def _worker(cases: dict[str, Case], side: str, case: str, anchor: str | None, th
                 step()
                 times.append(time.perf_counter() - start)
             print(json.dumps({"times": times}), flush=True)
+        elif command[0] == "profile":  # where a step's time goes: the top operations by own CPU time
+            from torch.profiler import ProfilerActivity, profile
+
+            with profile(activities=[ProfilerActivity.CPU]) as profiled:
+                for _ in range(int(command[1])):
+                    step()
+            table = profiled.key_averages().table(sort_by="self_cpu_time_total", row_limit=PROFILE_ROWS)
+            print(json.dumps({"table": table}), flush=True)
         else:
             rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
             print(json.dumps({"peak_rss_mb": rss_mb}), flush=True)
@@ -100,7 +109,7 @@ class _Side:
 
 
 def compare(script: str, case_name: str, anchor: str, anchor_python: str, threads: int, rounds: int,
-            batch: int) -> list[tuple[str, ...]]:
+            batch: int, profile: bool) -> list[tuple[str, ...]]:
     sides, ready = [], []
     for name, python, path in (("anchor", anchor_python, anchor), ("ours", sys.executable, None)):
         sides.append(_Side(name, python, script, case_name, path, threads, batch))
@@ -110,6 +119,10 @@ def compare(script: str, case_name: str, anchor: str, anchor_python: str, thread
         for side, n in zip(sides, per_turn, strict=True):  # A B A B
             side.send(f"run {n}")
             side.times += side.read()["times"]
+    if profile:
+        for side, n in zip(sides, per_turn, strict=True):
+            side.send(f"profile {n}")
+            print(f"{case_name}, {side.name}: top operations over {n} step(s)\n{side.read()['table']}", flush=True)
     medians, rows = {}, []
     for side in sides:
         side.send("quit")
@@ -133,6 +146,7 @@ def main(script: str, cases: dict[str, Case], description: str) -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3, help="A B turns per side")
     parser.add_argument("--batch", type=int, help="images per step (default: each case's own)")
+    parser.add_argument("--profile", action="store_true", help="also print each side's top operations")
     parser.add_argument("--worker", choices=("ours", "anchor"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -145,7 +159,7 @@ def main(script: str, cases: dict[str, Case], description: str) -> None:
     for name in args.case or sorted(cases):
         print(f"{name}: {cases[name].about}", flush=True)
         rows += compare(script, name, str(Path(args.anchor).resolve()), args.anchor_python or sys.executable,
-                        args.threads, args.rounds, args.batch or cases[name].batch)
+                        args.threads, args.rounds, args.batch or cases[name].batch, args.profile)
     print()
     print_table(("case", "side", "steps", "median s/step", "range", "images/s", "peak RSS MB"), rows)
     print(f"threads per side: {args.threads}; turns per side: {args.rounds}; ratio = anchor median / ours (> 1: "
