@@ -1,0 +1,48 @@
+"""bench/versus.py, the side-by-side harness, on a stand-in anchor: it must time both sides in their own
+processes, import the anchor from the path given, and put the slower one on the right side of the ratio."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+SCRIPT = f"""
+import sys, time
+sys.path.insert(0, {str(BENCH)!r})
+from versus import Case, main
+
+def ours(batch):
+    return lambda: time.sleep(0.001 * batch)
+
+def anchor(path, batch):
+    import stand_in  # found only on the anchor's path
+    return lambda: stand_in.step(batch)
+
+main(__file__, {{"step": Case(ours, anchor, "a sleep", batch=4)}}, "test")
+"""
+
+
+def _run(tmp_path, *args):
+    script = tmp_path / "versus_case.py"
+    script.write_text(SCRIPT)
+    return subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, timeout=120)
+
+
+def test_versus_times_both_sides_and_reports_the_anchor_over_ours(tmp_path):
+    anchor = tmp_path / "anchor"
+    anchor.mkdir()
+    (anchor / "stand_in.py").write_text("import time\ndef step(batch):\n    time.sleep(0.004 * batch)\n")
+    result = _run(tmp_path, "--anchor", str(anchor), "--rounds", "1")
+    assert result.returncode == 0, result.stderr
+    rows = {line.split()[1]: line.split() for line in result.stdout.splitlines() if line.startswith("step ")}
+    assert set(rows) == {"anchor", "ours", "ratio"}
+    ratio = float(rows["ratio"][2].rstrip("×"))
+    assert 2.5 < ratio < 6  # the anchor sleeps 4× longer per step
+
+
+def test_versus_without_an_anchor_is_one_line(tmp_path):
+    result = _run(tmp_path, "--anchor", str(tmp_path / "missing"))
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines() == [
+        f"versus_case.py: give --anchor, the anchor's checked-out repository (not a directory: "
+        f"{tmp_path / 'missing'}); see docs/benchmarks.md"]
