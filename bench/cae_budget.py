@@ -24,6 +24,7 @@ from structae.train import lr_factor
 def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="two_shapes", help="two_shapes, three_shapes or mnist_shape")
+    parser.add_argument("--data", help="the directory of its train.h5 and val.h5 (default: data/processed/DATASET)")
     parser.add_argument("--minutes", type=float, default=15.0, help="training time, evaluation not counted")
     parser.add_argument("--hidden", type=int, default=32)
     parser.add_argument("--batch", type=int, default=64)
@@ -40,8 +41,8 @@ def main() -> None:
     args = arguments()
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    train = ImageSet.read(f"data/processed/{args.dataset}/train.h5")
-    val = ImageSet.read(f"data/processed/{args.dataset}/val.h5")
+    data = args.data or f"data/processed/{args.dataset}"
+    train, val = ImageSet.read(f"{data}/train.h5"), ImageSet.read(f"{data}/val.h5")
     config = cae.Config(hidden=args.hidden)
     model = cae.Model(config, train.info())
     forward = torch.compile(model) if args.compile else model
