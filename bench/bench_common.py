@@ -1,4 +1,4 @@
-"""Printing benchmark tables (shared by the scripts in bench/)."""
+"""What the scripts in bench/ share: printing tables, and our training step as the pipeline takes it."""
 
 from __future__ import annotations
 
@@ -7,3 +7,20 @@ def print_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     for row in [header, tuple("-" * w for w in widths), *rows]:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)), flush=True)
+
+
+def pipeline_step(module, config, model, batch: dict, lr: float, grad_clip: float = 0.0, forward=None):
+    """One of our training steps as structae.train.fit takes it (AdamW with weight decay 0, the model's loss,
+    optional gradient clipping), as a callable; `forward` replaces the model's call (a compiled model)."""
+    import torch
+
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+    forward = forward or model
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        module.loss(forward(batch), batch, config)["loss"].backward()
+        if grad_clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        optimizer.step()
+    return step

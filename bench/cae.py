@@ -14,6 +14,8 @@ from pathlib import Path
 import torch
 from versus import Case, main
 
+from bench_common import pipeline_step
+
 SIDE, LABELS = 32, 3  # 2Shapes: background + 2 objects
 
 
@@ -39,14 +41,8 @@ def _ours(training: bool, size: int, compiled: bool = False):
             with torch.no_grad():
                 cae.evaluate(model, batch, config, settings)
         return evaluate
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.0)  # the pipeline's optimiser
-    forward = torch.compile(model) if compiled else model  # as train.compile does
-
-    def step():
-        optimizer.zero_grad(set_to_none=True)
-        cae.loss(forward(batch), batch, config)["loss"].backward()
-        optimizer.step()
-    return step
+    forward = torch.compile(model) if compiled else None  # as train.compile does
+    return pipeline_step(cae, config, model, batch, lr=1e-3, forward=forward)
 
 
 def _anchor(path: Path, training: bool, size: int):

@@ -14,6 +14,8 @@ from types import SimpleNamespace
 import torch
 from versus import Case, main
 
+from bench_common import pipeline_step
+
 SIDE, CHANNELS, SLOTS, ITERATIONS, LATENT, WIDTH, HIDDEN = 64, 3, 6, 5, 16, 64, 256
 
 
@@ -25,14 +27,7 @@ def _ours(batch: int):
                            refine_width=WIDTH, refine_layers=4, refine_hidden=HIDDEN)
     model = iodine.Model(config, DataInfo(CHANNELS, SIDE, SIDE, batch, 5, ()))
     images = {"image": torch.rand(batch, CHANNELS, SIDE, SIDE)}
-    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-4, weight_decay=0.0)  # the pipeline's optimiser
-
-    def step():
-        optimizer.zero_grad(set_to_none=True)
-        iodine.loss(model(images), images, config)["loss"].backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)  # the paper config's grad_clip
-        optimizer.step()
-    return step
+    return pipeline_step(iodine, config, model, images, lr=3e-4, grad_clip=5.0)  # the paper config's clipping
 
 
 def _anchor(path: Path, batch: int):

@@ -19,6 +19,8 @@ from types import SimpleNamespace
 import torch
 from versus import Case, main
 
+from bench_common import pipeline_step
+
 SIDE, LATENT = 64, 10
 
 
@@ -35,13 +37,7 @@ def _ours(model_name: str, batch: int, **changes):
     model = module.Model(config, DataInfo(1, SIDE, SIDE, batch, 1, ()))
     images = _images(batch + 1)
     data = {"image": images[1:], "pivot": images[:1]}
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.0)  # the pipeline's optimiser
-
-    def step():
-        optimizer.zero_grad(set_to_none=True)
-        module.loss(model(data), data, config)["loss"].backward()
-        optimizer.step()
-    return step
+    return pipeline_step(module, config, model, data, lr=1e-3)
 
 
 def _anchor_maganet(path: Path, batch: int):

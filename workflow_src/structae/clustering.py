@@ -68,10 +68,10 @@ def _torch_kmeans(points, k, valid, iterations, restarts, generator) -> torch.Te
         labels, distance = _nearest(coords, centres, usable)
         active = torch.arange(batch, device=points.device)  # images whose labels still change
         for _ in range(iterations - 1):
-            moving = [c[active] for c in coords]
-            centres_now = _centres(moving, labels[active], weight[active], centres[active])
+            moving, labels_before = [c[active] for c in coords], labels[active]
+            centres_now = _centres(moving, labels_before, weight[active], centres[active])
             labels_now, distance_now = _nearest(moving, centres_now, usable[active])
-            moved = (labels_now != labels[active]).any(1)
+            moved = (labels_now != labels_before).any(1)
             centres[active], labels[active], distance[active] = centres_now, labels_now, distance_now
             active = active[moved]
             if not len(active):
