@@ -1,4 +1,4 @@
-"""How far the CAE gets on a grayscale set in a fixed training-time budget on this machine. Trains the
+"""How far the CAE gets on a dataset in a fixed training-time budget on this machine. Trains the
 paper's architecture (hidden 32) with Adam and a linear warm-up on data/processed/DATASET/train.h5 and
 scores the validation split (never the test split: settings are chosen here) every --eval-every steps;
 prints a table; asserts nothing. The defaults are the official settings (batch 64, lr 1e-3, 500 warm-up
@@ -23,10 +23,13 @@ from structae.train import lr_factor
 
 def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", default="two_shapes", help="two_shapes, three_shapes or mnist_shape")
+    parser.add_argument("--dataset", default="two_shapes",
+                        help="two_shapes, three_shapes, mnist_shape or three_shapes_rgb")
     parser.add_argument("--data", help="the directory of its train.h5 and val.h5 (default: data/processed/DATASET)")
     parser.add_argument("--minutes", type=float, default=15.0, help="training time, evaluation not counted")
     parser.add_argument("--hidden", type=int, default=32)
+    parser.add_argument("--pooling", default="max", help="RGB channel pooling (three_shapes_rgb): max, weighted, "
+                        "softmax or hardmax")
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--warmup", type=int, default=500)
@@ -43,7 +46,7 @@ def main() -> None:
     torch.manual_seed(args.seed)
     data = args.data or f"data/processed/{args.dataset}"
     train, val = ImageSet.read(f"{data}/train.h5"), ImageSet.read(f"{data}/val.h5")
-    config = cae.Config(hidden=args.hidden)
+    config = cae.Config(hidden=args.hidden, pooling=args.pooling)
     model = cae.Model(config, train.info())
     forward = torch.compile(model) if args.compile else model
     optimizer = torch.optim.Adam(model.parameters(), args.lr)
@@ -70,7 +73,8 @@ def main() -> None:
                          *(f"{scores[k].nanmean().item():.3f}" for k in keys)))
             print(" ".join(rows[-1]), flush=True)
     print_table(("step", "train min", "mse", "ARI", "ARI-FG", "phase gap", "phase spread"), rows)
-    print(f"{args.dataset}: hidden {args.hidden}, batch {args.batch}, lr {args.lr}, warm-up {args.warmup}, "
+    print(f"{args.dataset}: hidden {args.hidden}, pooling {args.pooling}, batch {args.batch}, lr {args.lr}, "
+          f"warm-up {args.warmup}, "
           f"{args.threads} threads: {step * args.batch / trained:.0f} training images/s")
 
 

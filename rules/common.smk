@@ -87,9 +87,10 @@ def experiment_spec(wildcards):
 
 
 def experiment_inputs(wildcards):
-    """The experiment's processed split and, for a recombination split, its index file."""
+    """The experiment's processed split and, for a recombination split, its index file; the val split when it
+    is scored during training."""
     data = paths.experiment_data(config, wildcards.experiment)
-    return {"data": data.train, "split": [data.split] if data.split else []}
+    return {"data": data.train, "split": [data.split] if data.split else [], "val": [data.val] if data.val else []}
 
 
 def evaluate_inputs(wildcards):
@@ -112,8 +113,12 @@ def split_option(wildcards, input):
     return ["--split-index", *input.split] if input.split else []
 
 
+def val_option(wildcards, input):
+    return ["--val-data", *input.val] if input.val else []
+
+
 def curves_title(wildcards):
-    return f"training curves: {wildcards.paper}"
+    return f"{wildcards.figure.replace('_', ' ')}: {wildcards.paper}"
 
 
 def maganet_experiments(wildcards=None):
@@ -146,7 +151,8 @@ def model_figures(paper):
         for name in experiments_of(paper)
         for figure in figures.of_model(EXPERIMENTS[name]["model"])
     ]
-    return per_model + [paths.figure(paper, name) for name in figures.of_paper(paper)]
+    validated = any(EXPERIMENTS[name]["train"]["validate_every"] for name in experiments_of(paper))
+    return per_model + [paths.figure(paper, name) for name in figures.of_paper(paper, validated)]
 
 
 def result_targets(paper):

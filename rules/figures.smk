@@ -27,27 +27,28 @@ rule figure_data:
 
 
 rule figure_curves:
-    """Training curves of a paper's experiments, every seed."""
+    """Training curves of a paper's experiments, every seed (and validation curves, when they score val)."""
     input:
         train_logs_of,
     output:
         report(
-            "results/figures/{paper}/training_curves.png",
+            "results/figures/{paper}/{figure}.png",
             category="{paper}",
             subcategory="training",
             caption="../report/figure.rst",
         ),
     log:
-        "logs/figure_curves/{paper}.log",
+        "logs/figure_curves/{paper}/{figure}.log",
     wildcard_constraints:
         paper=TABLE,
+        figure="training_curves|validation_curves",
     conda:
         "../envs/structae.yaml"
     params:
-        caption=caption_of("training_curves"),
+        caption=figure_caption,
         title=curves_title,
     shell:
-        "exec structae figure training_curves --logs {input:q} --out {output:q} --title {params.title:q} "
+        "exec structae figure {wildcards.figure:q} --logs {input:q} --out {output:q} --title {params.title:q} "
         "> {log:q} 2>&1"
 
 

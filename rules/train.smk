@@ -30,8 +30,9 @@ rule train:
     params:
         spec=train_spec,
         split=split_option,
+        val=val_option,
         launcher=train_launcher,
     shell:
         "exec {params.launcher:q} train --experiment {wildcards.experiment:q} --seed {wildcards.seed:q} "
-        "--spec {params.spec:q} --data {input.data:q} {params.split:q} --threads {resources.cpus_per_task:q} "
+        "--spec {params.spec:q} --data {input.data:q} {params.split:q} {params.val:q} --threads {resources.cpus_per_task:q} "
         "--out {output.model:q} --train-log {output.log:q} > {log:q} 2>&1"

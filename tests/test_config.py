@@ -48,6 +48,12 @@ def test_embedded_and_paper_configs_are_valid():
      "is not a split of 'mnist'"),
     (lambda c: c["experiments"]["iodine_multi_dsprites"]["reported"].update(ari_fg="high"),
      "reported.ari_fg: 'high' is not of type number"),
+    (lambda c: c["experiments"]["maganet_to_element"]["train"].update(validate_every=20),
+     "experiments.maganet_to_element.train.validate_every needs a val split of dataset 'dsprites'"),
+    (lambda c: c["experiments"]["swwae_semi_hard_n100"]["train"].update(validate_every=20),
+     "validate_every needs a val split of dataset 'mnist'"),
+    (lambda c: c["experiments"]["cae_two_shapes"]["train"].update(validate_every=75),
+     "experiments.cae_two_shapes.train.validate_every 75 is not a multiple of log_every 50"),
 ])
 def test_mistakes_are_one_line_naming_the_key(tmp_path, mutate, expected):
     path = _write(tmp_path, mutate)

@@ -19,6 +19,7 @@ from structae.errors import UserError
 
 KINDS = {
     "shapes": ({"shapes": ["square", "triangle_up", "triangle_down"]}, (32, 32, 1), 3),
+    "shapes_colored": ({"shapes": ["square", "triangle_up"], "colored": True}, (32, 32, 3), 2),
     "mnist_shape": ({}, (32, 32, 1), 2),
     "multi_dsprites": ({"max_objects": 3}, (64, 64, 3), 3),
     "dsprites": ({"scale_step": 6, "orientation_step": 20, "position_step": 16}, (64, 64, 1), 1),
@@ -29,8 +30,8 @@ KINDS = {
 @pytest.mark.parametrize("kind", KINDS)
 def test_generated_split_follows_the_schema(tmp_path, kind):
     options, shape, max_label = KINDS[kind]
-    spec = {"kind": kind, "options": options, "sizes": {"train": 12, "test": 0 if kind == "dsprites" else 5},
-            "seed": 3}
+    spec = {"kind": kind.removesuffix("_colored"), "options": options,
+            "sizes": {"train": 12, "test": 0 if kind == "dsprites" else 5}, "seed": 3}
     out = tmp_path / "train.h5"
     rows = make_split({"datasets": {"d": spec}}, "d", "train", out)
     with h5.open_split(out) as file:
@@ -59,6 +60,17 @@ def test_split_writer_stores_what_it_was_given_in_batches_of_any_size(tmp_path):
             np.testing.assert_array_equal(np.frombuffer(zlib.decompress(stored), np.uint8),
                                           batches[1][name][:64].ravel())  # standard deflate on disk
         np.testing.assert_array_equal(file["factors/x"][:], np.concatenate([b["factors"]["x"] for b in batches]))
+
+
+def test_coloured_shapes_draw_each_object_in_one_colour():
+    from structae.data.shapes import ShapesOptions, generate_shapes
+
+    rgb = next(generate_shapes(ShapesOptions(colored=True), 64, 5))
+    assert ((rgb["image"].max(-1) > 0) == (rgb["mask"] > 0)).all()  # drawn exactly where the mask says
+    for image, mask in zip(rgb["image"], rgb["mask"], strict=True):
+        for label in (1, 2):
+            colours = np.unique(image[(mask == label)], axis=0)
+            assert len(colours) == 1 and colours.min() >= 0.25 * 255 - 1  # one colour, none near black
 
 
 def test_generators_are_deterministic_and_splits_differ(tmp_path):

@@ -11,7 +11,7 @@ from conftest import REPO, copy_workflow, jobs, snakemake
 
 PAPERS_CONFIG = REPO / "tests" / "config.papers.yaml"
 EXPECTED_FIGURES = {
-    "cae": ["training_curves.png", "phase_cae_two_shapes.png"],
+    "cae": ["training_curves.png", "validation_curves.png", "phase_cae_two_shapes.png"],
     "iodine": ["training_curves.png", "slots_iodine_multi_dsprites.png", "slot_traversal_iodine_multi_dsprites.png",
                "iterations.png"],
     "maganet": ["training_curves.png", "recombination.png", "identity_maganet_to_element.png",

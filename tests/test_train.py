@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -13,8 +14,10 @@ import pytest
 import torch
 import yaml
 
+from structae import checkpoint
 from structae import train as engine
 from structae.config import load_config
+from structae.data import loader
 from structae.data.datasets import make_split
 from structae.models import tiny
 from structae.paths import experiment_data
@@ -95,7 +98,8 @@ def test_trained_model_loads_with_weights_only_and_logs_every_term(uninterrupted
     payload = torch.load(uninterrupted / "model.pt", weights_only=True)
     assert payload["model"] == "tiny" and payload["steps"] == 600
     log = pd.read_csv(uninterrupted / "log.csv")
-    assert list(log.columns) == ["step", "loss", "bce", "lr", "images_per_s"]
+    assert list(log.columns) == ["step", "loss", "bce", "lr", "images_per_s", "train_minutes"]
+    assert log["train_minutes"].is_monotonic_increasing and log["train_minutes"].iloc[0] > 0
     assert list(log["step"]) == list(range(20, 601, 20))
     assert log["loss"].iloc[-1] < 0.7 * log["loss"].iloc[0]  # it learns
 
@@ -256,7 +260,37 @@ def test_log_after_a_stop_between_log_rows_is_the_uninterrupted_log(engine_dir, 
     monkeypatch.setattr(tiny, "loss", real_loss)
     engine.train("short", entry, 0, data, run)
     resumed, uninterrupted = pd.read_csv(run.log_file), pd.read_csv(reference.log_file)
-    pd.testing.assert_frame_equal(resumed.drop(columns="images_per_s"), uninterrupted.drop(columns="images_per_s"))
+    timings = ["images_per_s", "train_minutes"]
+    pd.testing.assert_frame_equal(resumed.drop(columns=timings), uninterrupted.drop(columns=timings))
+    assert resumed["train_minutes"].is_monotonic_increasing  # the resumed run adds to the minutes before the stop
+
+
+def test_validation_scores_are_logged_and_leave_training_unchanged(engine_dir, tmp_path, monkeypatch):
+    settings = {"steps": 20, "log_every": 5}
+    entry, data, plain = _short_run(engine_dir, tmp_path / "plain", **settings)
+    entry = {**entry, "model_config": {"input_noise": 0.1}}  # training draws noise; evaluation must not shift it
+    engine.train("short", entry, 0, data, plain)
+    real_evaluate = tiny.evaluate
+
+    def evaluate_drawing_noise(model, batch, config, settings=None):
+        assert not model.training
+        torch.rand(1000)  # an evaluation that samples (IODINE's does) must not move the training stream
+        return {**real_evaluate(model, batch, config), "undefined": torch.full((len(batch["image"]),), float("nan"))}
+
+    monkeypatch.setattr(tiny, "evaluate", evaluate_drawing_noise)
+    validating = {**entry, "train": {**entry["train"], "validate_every": 10, "validate_images": 20}}
+    _, _, run = _short_run(engine_dir, tmp_path / "validated", **settings)
+    engine.train("short", validating, 0, replace(data, val=data.test), run)
+    _assert_identical(plain.model_file, run.model_file)
+    log = pd.read_csv(run.log_file)
+    assert list(log.columns) == ["step", "loss", "bce", "lr", "images_per_s", "train_minutes", "val_bce", "val_mse",
+                                 "val_undefined"]
+    assert log["val_bce"].notna().tolist() == [False, True, False, True]  # steps 10 and 20 (the file was rewritten)
+    assert log["val_undefined"].isna().all() and log["train_minutes"].is_monotonic_increasing
+    _, model, config = checkpoint.load_model(run.model_file, "tiny")  # the last score is the finished model's
+    with torch.no_grad():
+        scores = real_evaluate(model.eval(), loader.ImageSet.read(data.test).batch(torch.arange(20)), config)
+    assert log["val_bce"].iloc[-1] == pytest.approx(scores["bce"].mean().item(), rel=1e-5)
 
 
 def test_diverged_weights_are_never_kept_as_the_good_state(engine_dir, tmp_path):

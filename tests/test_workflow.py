@@ -32,6 +32,9 @@ def test_tiny_workflow_makes_every_output(tiny_run):
     assert set(table["metric"]) == {"bce", "mse"} and np.isfinite(table["value"]).all()
     assert "| tiny_two_shapes | 2 |" in (workflow_dir / "results/tables/engine.md").read_text()
     assert (workflow_dir / "results/figures/engine/training_curves.png").stat().st_size > 1000
+    assert (workflow_dir / "results/figures/engine/validation_curves.png").stat().st_size > 1000  # tiny_two_shapes
+    log = pd.read_csv(workflow_dir / "results/checkpoints/tiny_two_shapes/seed1/train_log.csv")
+    assert log.dropna(subset=["val_bce"])["step"].tolist() == [20, 40]
 
     assert jobs(snakemake(workflow_dir, "-n", "all")) == {}  # everything is up to date
 
@@ -39,10 +42,10 @@ def test_tiny_workflow_makes_every_output(tiny_run):
 def test_a_config_change_reruns_exactly_its_jobs(tiny_done):
     workflow_dir = tiny_done
     config = yaml.safe_load((workflow_dir / "config.yaml").read_text())
-    results = {"evaluate": 1, "table_metrics": 1, "figure_curves": 1, "all": 1}
+    results = {"evaluate": 1, "table_metrics": 1, "figure_curves": 2, "all": 1}  # training and validation curves
     changes = [  # one entry changed: exactly its jobs rerun
         (("datasets", "two_shapes", "sizes", "test"), 40,
-         {"generate_dataset": 2, "figure_data": 1, "train": 2, **results}),
+         {"generate_dataset": 3, "figure_data": 1, "train": 2, **results}),
         (("experiments", "tiny_to_element", "train", "lr"), 0.01, {"train": 1, **results}),
         (("experiments", "tiny_two_shapes", "seeds"), [0, 1, 2], {"train": 1, **results}),  # only the new seed
         (("experiments", "tiny_two_shapes", "evaluate"), {"max_images": 8}, {**results, "figure_curves": 0}),

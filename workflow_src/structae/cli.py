@@ -8,6 +8,7 @@ Snakemake reruns the job when, and only when, that entry changes.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -84,7 +85,13 @@ def cmd_train(args) -> None:
     run = Run(Path(args.out or paths.checkpoint(args.experiment, seed)),
               Path(args.train_log or paths.train_log(args.experiment, seed)),
               Path(args.resume_dir or paths.resume_dir(args.experiment, seed)))
-    result = train(args.experiment, entry, seed, _experiment_data(args, args.experiment), run, args.threads)
+    data = _experiment_data(args, args.experiment)
+    if args.val_data:
+        data = dataclasses.replace(data, val=args.val_data)
+    if entry["train"]["validate_every"] and data.val is None:
+        raise UserError(f"experiments.{args.experiment}.train.validate_every is set: pass the dataset's val split "
+                        "with --val-data (or set it to 0)")
+    result = train(args.experiment, entry, seed, data, run, args.threads)
     print(f"{run.model_file}: {result['steps']} steps, final loss {result.get('loss', float('nan')):.6g}")
 
 
@@ -220,6 +227,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--train-log", help="the CSV training log (default: beside the model file)")
     train.add_argument("--resume-dir", help="where unfinished runs keep their state (default: results/resume/...)")
     train.add_argument("--threads", type=int, help="CPU threads (split among torchrun processes)")
+    train.add_argument("--val-data", help="the val split scored every train.validate_every steps "
+                       "(default: from the config)")
     _add_data_options(train)
     _add_entry_options(train)
     train.set_defaults(run=cmd_train)

@@ -185,7 +185,22 @@ def _check_references(config: dict, source: str) -> None:
         if exp["model"] not in models.names():
             raise UserError(f"{source}: experiments.{name}.model: '{exp['model']}' is not registered; "
                             f"choose one of: {', '.join(models.names())}")
+        _check_validation(source, name, exp, sizes)
         _check_evaluation(source, name, exp, config["experiments"], splits)
+
+
+def _check_validation(source: str, name: str, exp: dict, sizes: dict) -> None:
+    """Validation during training scores the dataset's val split, at steps that are logged."""
+    settings = exp["train"]
+    every = settings["validate_every"]
+    if not every:
+        return
+    if exp.get("split") is not None or "val" not in sizes:
+        raise UserError(f"{source}: experiments.{name}.train.validate_every needs a val split of dataset "
+                        f"'{exp['dataset']}' (and no recombination split); add val to its sizes or set it to 0")
+    if every % settings["log_every"]:
+        raise UserError(f"{source}: experiments.{name}.train.validate_every {every} is not a multiple of "
+                        f"log_every {settings['log_every']}; choose a multiple")
 
 
 def _check_evaluation(source: str, name: str, exp: dict, experiments: dict, splits: dict) -> None:

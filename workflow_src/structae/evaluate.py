@@ -10,6 +10,7 @@ number reported. The order of test images is fixed, so evaluation is determinist
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 
 import torch
@@ -36,6 +37,19 @@ def evaluation_settings(module, values: dict, model_name: str):
     return from_mapping(module.EvalConfig, values, "evaluate.model")
 
 
+def nan_means(per_image_batches: Iterable[dict[str, torch.Tensor]]) -> dict[str, float]:
+    """The mean of each metric over every image of the batches; a NaN marks a metric undefined for that image,
+    which is left out of that metric's mean (NaN when no image defines it)."""
+    totals: dict[str, float] = {}
+    counts: dict[str, int] = {}
+    for per_image in per_image_batches:
+        for key, values in per_image.items():
+            defined = ~torch.isnan(values)
+            totals[key] = totals.get(key, 0.0) + values[defined].double().sum().item()
+            counts[key] = counts.get(key, 0) + int(defined.sum())
+    return {key: total / counts[key] if counts[key] else float("nan") for key, total in totals.items()}
+
+
 def evaluate_checkpoint(path: str | Path, model_name: str, images: loader.ImageSet, settings: dict,
                         device: torch.device | str = "cpu", reference: str | Path | None = None) -> dict[str, float]:
     """Mean of each per-image metric over the first `max_images` (0 = all) images of `images`.
@@ -50,22 +64,19 @@ def evaluate_checkpoint(path: str | Path, model_name: str, images: loader.ImageS
             raise UserError(f"model '{model_name}' has no reconstruct(); evaluate.compare_with needs one")
         _, reference_model, _ = checkpoint.load_model(reference, model_name, device)
     count = image_count(images, settings)
-    totals: dict[str, float] = {}
-    counts: dict[str, int] = {}
-    with torch.no_grad():
+
+    def scored_batches():
         for start in tqdm(range(0, count, settings["batch_size"]), desc=f"evaluate {Path(path).parent.name}",
                           mininterval=30.0, leave=False):
-            rows = torch.arange(start, min(start + settings["batch_size"], count))
-            batch = images.batch(rows, device)
+            batch = images.batch(torch.arange(start, min(start + settings["batch_size"], count)), device)
             per_image = module.evaluate(model, batch, config, model_settings)
             if reference is not None:
                 target = module.reconstruct(reference_model, batch)
                 per_image["bce_to_diff"] = metrics.bce_per_image(module.reconstruct(model, batch), target)
-            for key, values in per_image.items():
-                defined = ~torch.isnan(values)
-                totals[key] = totals.get(key, 0.0) + values[defined].double().sum().item()
-                counts[key] = counts.get(key, 0) + int(defined.sum())
-    return {key: total / counts[key] if counts[key] else float("nan") for key, total in totals.items()}
+            yield per_image
+
+    with torch.no_grad():
+        return nan_means(scored_batches())
 
 
 def evaluate(name: str, entry: dict, checkpoints: dict[int, str | Path], data: ExperimentData,

@@ -62,6 +62,7 @@ class ExperimentData:
     test: str
     split: str | None = None
     test_split: str | None = None
+    val: str | None = None  # scored during training (train.validate_every)
 
     def __post_init__(self):
         if self.test_split is None and self.split is not None:
@@ -75,4 +76,6 @@ def experiment_data(config: dict, name: str) -> ExperimentData:
         source = processed(dataset, next(iter(config["datasets"][dataset]["sizes"])))
         scored = entry.get("evaluate", {}).get("split") or entry["split"]
         return ExperimentData(source, source, split_index(dataset, entry["split"]), split_index(dataset, scored))
-    return ExperimentData(processed(dataset, "train"), processed(dataset, "test"))
+    validated = entry.get("train", {}).get("validate_every")
+    return ExperimentData(processed(dataset, "train"), processed(dataset, "test"),
+                          val=processed(dataset, "val") if validated else None)

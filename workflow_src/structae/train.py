@@ -39,10 +39,12 @@ from structae import checkpoint, distributed, files, models, paths
 from structae.config import NOT_TRAINING
 from structae.data import loader
 from structae.errors import Preempted, UserError
+from structae.evaluate import nan_means
 from structae.options import from_mapping
 from structae.paths import ExperimentData
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+VALIDATION_BATCH = 100  # val images per forward pass (evaluation settings are not training settings)
 
 
 @dataclass
@@ -137,27 +139,56 @@ def _set_rng_state(state: dict, ctx: distributed.Context) -> None:
 
 
 class CsvLog:
-    """The training curve: rows in memory (saved with resume state) and appended to a CSV as they come."""
+    """The training curve: rows in memory (saved with resume state) and appended to a CSV as they come.
+    Rows may add columns (validation scores come every few rows): the file is then rewritten with them all,
+    a row's missing values left empty."""
 
     def __init__(self, path: Path, rows: list[dict], enabled: bool):
         self.path, self.rows, self.enabled = path, rows, enabled
+        self.columns = list(dict.fromkeys(key for row in rows for key in row))
         if enabled:
             path.parent.mkdir(parents=True, exist_ok=True)
-            with open(path, "w", newline="") as file:  # rewrite what a resumed run already logged
-                for index, row in enumerate(rows):
-                    self._write(file, row, header=index == 0)
+            self._rewrite()  # what a resumed run already logged
 
-    def _write(self, file, row: dict, header: bool) -> None:
-        writer = csv.DictWriter(file, fieldnames=list(row))
-        if header:
-            writer.writeheader()
-        writer.writerow(row)
+    def _rewrite(self) -> None:
+        with open(self.path, "w", newline="") as file:
+            writer = csv.DictWriter(file, fieldnames=self.columns)
+            if self.rows:
+                writer.writeheader()
+                writer.writerows(self.rows)
 
     def append(self, row: dict) -> None:
         self.rows.append(row)
-        if self.enabled:
-            with open(self.path, "a", newline="") as file:
-                self._write(file, row, header=len(self.rows) == 1)
+        new = [key for key in row if key not in self.columns]
+        self.columns += new
+        if not self.enabled:
+            return
+        if new and len(self.rows) > 1:
+            self._rewrite()
+            return
+        with open(self.path, "a", newline="") as file:
+            writer = csv.DictWriter(file, fieldnames=self.columns)
+            if len(self.rows) == 1:
+                writer.writeheader()
+            writer.writerow(row)
+
+
+def validation_scores(module, model: torch.nn.Module, config, images: loader.ImageSet, count: int,
+                      device: torch.device) -> dict[str, float]:
+    """The model's mean evaluation metrics (its default evaluation settings) on the first `count` val images,
+    as val_* log columns.
+    Runs in eval mode without gradients and leaves the random streams as they were, so a run that validates
+    trains exactly as one that does not."""
+    count = min(count, len(images))
+    batches = (images.batch(torch.arange(start, min(start + VALIDATION_BATCH, count)), device)
+               for start in range(0, count, VALIDATION_BATCH))
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), torch.no_grad():
+        model.eval()
+        try:
+            means = nan_means(module.evaluate(model, batch, config) for batch in batches)
+        finally:
+            model.train()
+    return {f"val_{key}": value for key, value in means.items()}
 
 
 @dataclass
@@ -212,7 +243,8 @@ def train(name: str, entry: dict, seed: int, data: ExperimentData, run: Run, thr
     try:
         if threads:
             torch.set_num_threads(max(1, threads // ctx.world))
-        return fit(name, entry, seed, loader.load(data.train, data.split, "train"), run, ctx)
+        validation = loader.ImageSet.read(data.val) if data.val and entry["train"]["validate_every"] else None
+        return fit(name, entry, seed, loader.load(data.train, data.split, "train"), run, ctx, validation)
     finally:
         ctx.close()
 
@@ -226,8 +258,9 @@ def _require_compiler(name: str, ctx: distributed.Context) -> None:
 
 
 def fit(name: str, entry: dict, seed: int, images: loader.ImageSet, run: Run,
-        ctx: distributed.Context | None = None) -> dict:
-    """The training loop proper, on images already in memory (`train` reads them from the experiment's files)."""
+        ctx: distributed.Context | None = None, validation: loader.ImageSet | None = None) -> dict:
+    """The training loop proper, on images already in memory (`train` reads them from the experiment's files).
+    With `validation` images and train.validate_every, every such step's log row also holds the val_* scores."""
     ctx = ctx or distributed.Context()
     settings = entry["train"]
     if settings["batch_size"] % ctx.world:
@@ -276,7 +309,9 @@ def fit(name: str, entry: dict, seed: int, images: loader.ImageSet, run: Run,
     steps, batch_size, per_process = settings["steps"], settings["batch_size"], settings["batch_size"] // ctx.world
     progress = tqdm(total=steps, initial=start, desc=f"{name} seed {seed}", disable=not ctx.main,
                     mininterval=1.0 if sys.stderr.isatty() else 30.0, dynamic_ncols=True)
+    validate_every = settings["validate_every"] if validation is not None else 0
     tick, last = time.perf_counter(), {}
+    minutes = log.rows[-1].get("train_minutes", 0.0) if log.rows else 0.0  # training time, validation not counted
     resumed_at = saved = start  # saved: the step of the state on disk
     pending = None  # a snapshot waiting for the next step's loss to prove it finite
     with StopRequest().installed() as stop:
@@ -310,9 +345,15 @@ def fit(name: str, entry: dict, seed: int, images: loader.ImageSet, run: Run,
                 previous = log.rows[-1]["step"] if log.rows else 0
                 last = {key: total / (done - previous) for key, total in sums.items()}
                 timed = done - max(previous, resumed_at)  # steps this process ran since `tick`
-                log.append({"step": done, **last, "lr": lr, "images_per_s": timed * batch_size / (now - tick)})
-                progress.set_postfix(loss=f"{last['loss']:.4g}", img_s=f"{log.rows[-1]['images_per_s']:.0f}")
-                sums, tick = {}, now
+                minutes += (now - tick) / 60
+                row = {"step": done, **last, "lr": lr, "images_per_s": timed * batch_size / (now - tick),
+                       "train_minutes": minutes}
+                if validate_every and (done % validate_every == 0 or done == steps) and ctx.main:
+                    row.update(validation_scores(module, model, config, validation, settings["validate_images"],
+                                                  ctx.device))
+                log.append(row)
+                progress.set_postfix(loss=f"{last['loss']:.4g}", img_s=f"{row['images_per_s']:.0f}")
+                sums, tick = {}, time.perf_counter()  # validating is not training time
             progress.update(1)
             stopping = ctx.any(stop.signum is not None)
             if stopping and _finite(model):  # no next step to vouch for it: finite weights must do

@@ -7,6 +7,10 @@
 Shapes are white (255) and filled on black, placed uniformly at random, and may overlap. The label map
 is 0 for background, 1..k for the objects in drawing order, and IGNORE_LABEL where objects overlap:
 those pixels belong to no single object, so the CAE's evaluation leaves them out.
+
+`colored` makes the project's RGB variant for the CAE's channel poolings: the same scenes in RGB, each
+object one random colour (every channel in [0.25, 1], so that none is near the black background), overlaps
+max-blended channel by channel.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ BATCH = 512
 @dataclass
 class ShapesOptions:
     shapes: tuple[str, ...] = ("square", "triangle_up")  # 2Shapes; add triangle_down for 3Shapes
+    colored: bool = False  # RGB, one random colour per object
 
     def __post_init__(self):
         unknown = set(self.shapes) - set(SHAPES)
@@ -38,32 +43,35 @@ class ShapesOptions:
 
 def _place(canvas: np.ndarray, labels: np.ndarray, sprite: np.ndarray, label: int,
            rng: np.random.Generator) -> None:
-    """Draw a binary `sprite` at a random position: intensity max-blended, overlaps marked ignore."""
+    """Draw `sprite` (h, w, C) at a random position of `canvas` (H, W, C): intensity max-blended, overlaps
+    marked ignore."""
     h, w = sprite.shape[:2]
     top, left = rng.integers(0, IMAGE_SIZE - h + 1), rng.integers(0, IMAGE_SIZE - w + 1)
     window = (slice(top, top + h), slice(left, left + w))
-    on = sprite > 0
+    on = sprite.max(-1) > 0
     region = labels[window]
     region[on & (region != 0)] = IGNORE_LABEL
     region[on & (region == 0)] = label
     canvas[window] = np.maximum(canvas[window], sprite)
 
 
-def _scenes(n: int, seed: int, objects_per_scene) -> Iterator[dict]:
+def _scenes(n: int, seed: int, objects_per_scene, colored: bool = False) -> Iterator[dict]:
     rng = np.random.default_rng(seed)
+    channels = 3 if colored else 1
     for start in range(0, n, BATCH):
         b = min(BATCH, n - start)
-        image = np.zeros((b, IMAGE_SIZE, IMAGE_SIZE), np.uint8)
+        image = np.zeros((b, IMAGE_SIZE, IMAGE_SIZE, channels), np.uint8)
         mask = np.zeros((b, IMAGE_SIZE, IMAGE_SIZE), np.uint8)
         for i in range(b):
             for label, sprite in enumerate(objects_per_scene(rng, start + i), start=1):
-                _place(image[i], mask[i], sprite, label, rng)
-        yield {"image": image[..., None], "mask": mask}
+                colour = rng.uniform(0.25, 1.0, channels) if colored else np.ones(1)  # no draw for grayscale
+                _place(image[i], mask[i], np.round(sprite[..., None] * colour).astype(np.uint8), label, rng)
+        yield {"image": image, "mask": mask}
 
 
 def generate_shapes(options: ShapesOptions, n: int, seed: int) -> Iterator[dict]:
     sprites = [SHAPES[name].astype(np.uint8) * 255 for name in options.shapes]
-    return _scenes(n, seed, lambda rng, i: sprites)
+    return _scenes(n, seed, lambda rng, i: sprites, options.colored)
 
 
 @dataclass

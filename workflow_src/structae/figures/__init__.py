@@ -6,7 +6,8 @@ arguments (checkpoint, data, split_index, checkpoints, labels, metrics, embeddin
   and its test images, as results/figures/{paper}/{name}_{experiment}.{ext} (rule figure_model);
 - per paper (`paper` set): drawn once from several of the paper's experiments, as
   results/figures/{paper}/{name}.png, each by a rule of its own (their inputs differ);
-- every paper (`paper` EVERY_PAPER): the training curves.
+- every paper (`paper` EVERY_PAPER): the training curves, and the validation curves of papers whose
+  experiments score their val split while training (`validated`).
 The workflow takes its figure targets, wildcard constraints and report captions from this registry, so
 adding a figure is one entry in a module's FIGURES (and, for a per-paper figure, the rule with its inputs).
 """
@@ -29,6 +30,7 @@ class Figure:
     caption: str  # for the report (reStructuredText); {{ snakemake.wildcards.NAME }} is filled in
     models: tuple[str, ...] = ()  # a figure of one trained model of each of these models
     paper: str | None = None  # a figure of this paper's experiments together
+    validated: bool = False  # drawn only for papers with an experiment that scores its val split in training
     ext: str = "png"
 
     def options(self) -> set[str]:
@@ -62,9 +64,11 @@ def of_model(model: str) -> list[str]:
     return [name for name, figure in registry().items() if model in figure.models]
 
 
-def of_paper(paper: str) -> list[str]:
-    """Names of the figures drawn once for `paper` (the training curves included)."""
-    return [name for name, figure in registry().items() if figure.paper in (paper, EVERY_PAPER)]
+def of_paper(paper: str, validated: bool = False) -> list[str]:
+    """Names of the figures drawn once for `paper` (the training curves included; the validation curves when
+    `validated`, i.e. one of its experiments scores its val split while training)."""
+    return [name for name, figure in registry().items()
+            if figure.paper in (paper, EVERY_PAPER) and (validated or not figure.validated)]
 
 
 def model_figure_names() -> list[str]:
