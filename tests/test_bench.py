@@ -46,3 +46,12 @@ def test_versus_without_an_anchor_is_one_line(tmp_path):
     assert result.stderr.strip().splitlines() == [
         f"versus_case.py: give --anchor, the anchor's checked-out repository (not a directory: "
         f"{tmp_path / 'missing'}); see docs/benchmarks.md"]
+
+
+def test_cae_threads_reports_one_threaded_job_against_parallel_jobs():
+    result = subprocess.run([sys.executable, str(BENCH / "cae_threads.py"), "--jobs", "2", "--batches", "4",
+                             "--seconds", "0.2", "--hidden", "4"], capture_output=True, text=True, timeout=300,
+                            cwd=BENCH)
+    assert result.returncode == 0, result.stderr
+    row = result.stdout.splitlines()[-1].split()
+    assert row[0] == "4" and all(float(cell.rstrip("×")) > 0 for cell in row[1:])
