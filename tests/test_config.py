@@ -27,6 +27,10 @@ def test_embedded_and_paper_configs_are_valid():
     assert config["sources"]["mirror"] is None and config["datasets"]["two_shapes"]["seed"] == 0
     paper = load_config([REPO / "config.yaml", REPO / "config/paper.yaml"])
     assert paper["scale"] == "paper" and paper.keys() == config.keys()
+    longer = load_config([REPO / "config.yaml", REPO / "config/cae_long.yaml"])  # only the named runs change
+    changed = {name for name, entry in longer["experiments"].items() if entry != config["experiments"][name]}
+    assert changed == {"cae_mnist_shape", "cae_rgb_max", "cae_rgb_weighted", "cae_rgb_softmax", "cae_rgb_hardmax"}
+    assert all(longer["experiments"][name]["train"]["steps"] >= 5000 for name in changed)
 
 
 @pytest.mark.parametrize("mutate, expected", [
