@@ -7,7 +7,11 @@ min_version("9.0")
 include: "rules/config_files.smk"
 
 
-configfile: "config.yaml"
+# One scale at a time: `snakemake --config scale=paper` reads config.yaml and config/paper.yaml,
+# `--config scale=tiny` config/tiny.yaml alone (rules/config_files.smk); --configfile layers files on top.
+for path in SCALE_FILES:
+
+    configfile: path
 
 
 report: "report/workflow.rst"

@@ -22,11 +22,10 @@ from bench_common import print_table
 from structae.config import load_config
 from structae.data.datasets import describe
 from structae.data.loader import ImageSet
+from structae.scales import SCALES
 from structae.train import Run, fit
 
 ROOT = Path(__file__).resolve().parents[1]
-SCALES = {"embedded": [ROOT / "config.yaml"], "paper": [ROOT / "config.yaml", ROOT / "config" / "paper.yaml"]}
-TEST_CONFIG = ROOT / "tests" / "config.tiny.yaml"
 BUDGET_S = 8.0  # time measured per experiment, after one warm-up step
 
 
@@ -53,9 +52,8 @@ def throughput(name: str, entry: dict, config: dict) -> tuple[float, float]:
 def main() -> None:
     pattern = sys.argv[1] if len(sys.argv) > 1 else ""
     rows = []
-    configs = {**SCALES, "tiny (tests)": [TEST_CONFIG]}
-    for scale, files in configs.items():
-        config = load_config(files)
+    for scale, files in SCALES.items():
+        config = load_config([ROOT / path for path in files])
         for name, entry in config["experiments"].items():
             if not re.search(pattern, name):
                 continue

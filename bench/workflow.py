@@ -34,7 +34,7 @@ def main() -> None:
         work = Path(tmp)
         for name in FILES:
             (shutil.copytree if (ROOT / name).is_dir() else shutil.copy)(ROOT / name, work / name)
-        for label, extra in (("embedded", []), ("paper", ["--configfile", "config.yaml", "config/paper.yaml"])):
+        for label, extra in (("embedded", []), ("paper", ["--config", "scale=paper"])):
             seconds, jobs = timed(work, "-n", "all", *extra)
             rows.append((f"snakemake -n all ({label}, no data yet)", f"{seconds:.1f}", str(jobs)))
     header = ("command", "seconds", "jobs")

@@ -14,24 +14,32 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-TINY_CONFIG = REPO / "tests" / "config.tiny.yaml"
-WORKFLOW_FILES = ["Snakefile", "rules", "report", "envs", "profiles"]
+TINY = Path("config/tiny.yaml")  # the tiny scale's config, relative to a workflow copy
+TINY_CONFIG = REPO / TINY
+WORKFLOW_FILES = ["Snakefile", "rules", "report", "envs", "profiles", "config.yaml", "config"]
 
 
-def copy_workflow(target: Path, config: Path = TINY_CONFIG, files: list[str] = WORKFLOW_FILES) -> Path:
-    """The workflow's files in `target`, with `config` as its config.yaml."""
+def copy_workflow(target: Path, config_yaml: Path | None = None, files: list[str] = WORKFLOW_FILES) -> Path:
+    """The workflow's files in `target` (every scale's config), with `config_yaml` as its config.yaml if given."""
     target.mkdir(parents=True, exist_ok=True)
     for name in files:
         source = REPO / name
         (shutil.copytree if source.is_dir() else shutil.copy)(source, target / name)
-    shutil.copy(config, target / "config.yaml")
+    if config_yaml:
+        shutil.copy(config_yaml, target / "config.yaml")
     return target
 
 
-def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+def scale_option(scale: str | None) -> list[str]:
+    """Snakemake's arguments that pick `scale` (as a user does); last on a command line, since --config
+    takes every word after it."""
+    return ["--config", f"scale={scale}"] if scale else []
+
+
+def snakemake(workdir: Path, *args: str, scale: str | None = "tiny") -> subprocess.CompletedProcess:
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    return subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", *args], cwd=workdir, env=env,
-                          capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", *args, *scale_option(scale)],
+                          cwd=workdir, env=env, capture_output=True, text=True)
 
 
 def jobs(dry_run: subprocess.CompletedProcess) -> dict[str, int]:
@@ -50,7 +58,7 @@ def jobs(dry_run: subprocess.CompletedProcess) -> dict[str, int]:
 
 @pytest.fixture
 def workflow_dir(tmp_path: Path) -> Path:
-    """A copy of the workflow with the tiny config as its config.yaml, in a temporary directory."""
+    """A copy of the workflow in a temporary directory; tests run it at the tiny scale (config/tiny.yaml)."""
     return copy_workflow(tmp_path)
 
 

@@ -7,7 +7,7 @@ import sys
 import pytest
 import yaml
 
-from conftest import REPO
+from conftest import REPO, TINY, scale_option
 from structae.cli import main
 from structae.config import load_config
 from structae.errors import UserError
@@ -91,14 +91,14 @@ def test_cli_missing_config_file(tmp_path, capsys):
 
 
 def test_workflow_stops_on_a_bad_config_with_one_line(workflow_dir):
-    config = yaml.safe_load((workflow_dir / "config.yaml").read_text())
+    config = yaml.safe_load((workflow_dir / TINY).read_text())
     config["datasets"]["two_shapes"]["sizes"]["train"] = -1
-    (workflow_dir / "config.yaml").write_text(yaml.safe_dump(config))
-    result = subprocess.run([sys.executable, "-m", "snakemake", "-n", "all"], cwd=workflow_dir,
+    (workflow_dir / TINY).write_text(yaml.safe_dump(config))
+    result = subprocess.run([sys.executable, "-m", "snakemake", "-n", "all", *scale_option("tiny")], cwd=workflow_dir,
                             capture_output=True, text=True)
     lines = [line for line in result.stderr.splitlines() if "structae" in line]
     assert result.returncode != 0
-    assert lines == ["structae: error: config.yaml: datasets.two_shapes.sizes.train: -1 is out of range; "
+    assert lines == ["structae: error: config/tiny.yaml: datasets.two_shapes.sizes.train: -1 is out of range; "
                      "it must be >= 0"]
     assert not (workflow_dir / "data" / "processed").exists()
 
@@ -164,8 +164,8 @@ def test_merge_keys_may_override_without_counting_as_duplicates(tmp_path):
 def test_workflow_refuses_unsafe_config_yaml_before_snakemake_reads_it(workflow_dir, tmp_path, text, expected):
     owned = tmp_path / "owned"
     text = text.replace("{owned}", str(owned)) if isinstance(text, str) else text
-    (workflow_dir / "config.yaml").write_bytes(text.encode() if isinstance(text, str) else text)
-    result = subprocess.run([sys.executable, "-m", "snakemake", "-n", "all"], cwd=workflow_dir,
+    (workflow_dir / TINY).write_bytes(text.encode() if isinstance(text, str) else text)
+    result = subprocess.run([sys.executable, "-m", "snakemake", "-n", "all", *scale_option("tiny")], cwd=workflow_dir,
                             capture_output=True, text=True)
     lines = [line for line in result.stderr.splitlines() if "structae" in line]
     assert result.returncode != 0 and len(lines) == 1 and expected in lines[0], result.stderr[-2000:]

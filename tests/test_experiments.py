@@ -11,18 +11,15 @@ import pytest
 import torch
 
 from conftest import REPO, TINY_CONFIG
-from structae import checkpoint, models
+from structae import checkpoint, models, scales
 from structae.config import load_config
 from structae.data.datasets import describe, make_split
 from structae.data.loader import ImageSet
 from structae.evaluate import evaluate_checkpoint
 from structae.train import Run, fit
 
-CONFIGS = {
-    "embedded": [REPO / "config.yaml"],
-    "paper": [REPO / "config.yaml", REPO / "config" / "paper.yaml"],
-    "tiny": [TINY_CONFIG],
-}
+# Every scale's files, as the workflow reads them.
+CONFIGS = {scale: [REPO / path for path in files] for scale, files in scales.SCALES.items()}
 TINY_BATCH = 2  # a tiny batch: paper-scale IODINE on CLEVR6 (K 7, T 5, 128×128) still takes a minute on CPU
 
 

@@ -25,7 +25,7 @@ EXPECTED_FIGURES = {
 @pytest.mark.slow
 def test_every_paper_target_on_tiny_data(tmp_path):
     papers_dir = copy_workflow(tmp_path, PAPERS_CONFIG)
-    run = snakemake(papers_dir, "cae", "iodine", "maganet", "swwae")
+    run = snakemake(papers_dir, "cae", "iodine", "maganet", "swwae", scale=None)
     assert run.returncode == 0, run.stderr[-3000:]
     for paper, figures in EXPECTED_FIGURES.items():
         for name in figures:
@@ -39,14 +39,14 @@ def test_every_paper_target_on_tiny_data(tmp_path):
     assert "bce_to_diff" in ranged["seeds"]["0"] and "bce_to_diff" not in element["seeds"]["0"]
     # The paper's number stands beside ours in IODINE's table.
     assert "ari_fg (paper)" in (papers_dir / "results/tables/iodine.md").read_text()
-    assert snakemake(papers_dir, "-n", "cae", "iodine", "maganet", "swwae").stdout.count("rule ") == 0
+    assert snakemake(papers_dir, "-n", "cae", "iodine", "maganet", "swwae", scale=None).stdout.count("rule ") == 0
 
     # Evaluation settings are evaluation: changing the CAE's k-means restarts re-evaluates, never retrains.
     config = yaml.safe_load((papers_dir / "config.yaml").read_text())
     config["experiments"]["cae_two_shapes"]["evaluate"] = {"model": {"kmeans_restarts": 5}}
     (papers_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    assert jobs(snakemake(papers_dir, "-n", "cae")) == {"evaluate": 1, "table_metrics": 1, "cae": 1}
-    report = snakemake(papers_dir, "--report", "report.html")
+    assert jobs(snakemake(papers_dir, "-n", "cae", scale=None)) == {"evaluate": 1, "table_metrics": 1, "cae": 1}
+    report = snakemake(papers_dir, "--report", "report.html", scale=None)
     assert report.returncode == 0, report.stderr[-3000:]
     html = (papers_dir / "report.html").read_text(errors="replace")
     assert "the group action" in html and "phase" in html  # captions from the figure registry

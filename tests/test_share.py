@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO, jobs, snakemake
+from conftest import REPO, TINY, jobs, snakemake
 from structae import share
 
 GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
@@ -71,9 +71,9 @@ def test_pull_into_a_fresh_clone_retrains_nothing_and_params_still_count(tiny_do
     run(fresh, "structae", "share", "pull")
     assert set(planned(fresh)) <= MADE_LOCALLY
 
-    config = yaml.safe_load((fresh / "config.yaml").read_text())
+    config = yaml.safe_load((fresh / TINY).read_text())
     config["experiments"]["tiny_to_element"]["train"]["lr"] = 0.01
-    (fresh / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    (fresh / TINY).write_text(yaml.safe_dump(config, sort_keys=False))
     rerun = planned(fresh)
     assert rerun["train"] == 1 and rerun["evaluate"] == 1  # exactly tiny_to_element's one seed
     assert not {"generate_dataset", "split_dataset"} & set(rerun)

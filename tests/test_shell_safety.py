@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO
+from conftest import REPO, TINY, scale_option
 
 SHELL_BLOCK = re.compile(r"^    shell:\n((?:        .*\n)+)", re.MULTILINE)
 PLACEHOLDER = re.compile(r"(?<!\{)\{([^{}]+)\}(?!\})")
@@ -38,16 +38,16 @@ def test_every_shell_value_is_quoted_by_snakemake_and_execs():
 
 def _snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    return subprocess.run([sys.executable, "-m", "snakemake", "--cores", "1", *args], cwd=workdir, env=env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run([sys.executable, "-m", "snakemake", "--cores", "1", *args, *scale_option("tiny")],
+                          cwd=workdir, env=env, capture_output=True, text=True, timeout=300)
 
 
 @pytest.mark.slow
 def test_a_mirror_string_cannot_run_commands(workflow_dir, tmp_path):
     owned = tmp_path / "owned"
-    config = yaml.safe_load((workflow_dir / "config.yaml").read_text())
+    config = yaml.safe_load((workflow_dir / TINY).read_text())
     config["sources"] = {"mirror": f"/x'; touch {owned}; echo '"}
-    (workflow_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    (workflow_dir / TINY).write_text(yaml.safe_dump(config, sort_keys=False))
     run = _snakemake(workflow_dir, "data/raw/mnist_train_labels/train-labels-idx1-ubyte.gz")
     assert run.returncode != 0  # the mirror does not exist
     assert "not found in the mirror" in (workflow_dir / "logs/download_source/mnist_train_labels/"
@@ -70,13 +70,13 @@ def test_a_requested_path_cannot_run_commands(workflow_dir, tmp_path, target):
 def test_stopping_a_training_job_stops_the_trainer(workflow_dir):
     """SIGTERM to the job's process (what Snakemake and SLURM send) reaches the trainer: it saves its resume
     state and exits; no trainer is left running without its job."""
-    config = yaml.safe_load((workflow_dir / "config.yaml").read_text())
+    config = yaml.safe_load((workflow_dir / TINY).read_text())
     config["experiments"]["tiny_two_shapes"]["train"].update(steps=100_000, checkpoint_every=10_000)
-    (workflow_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    (workflow_dir / TINY).write_text(yaml.safe_dump(config, sort_keys=False))
     target = "results/checkpoints/tiny_two_shapes/seed0/model.pt"
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    snakemake = subprocess.Popen([sys.executable, "-m", "snakemake", "--cores", "1", target], cwd=workflow_dir,
-                                 env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    snakemake = subprocess.Popen([sys.executable, "-m", "snakemake", "--cores", "1", target, *scale_option("tiny")],
+                                 cwd=workflow_dir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     log = workflow_dir / "logs/train/tiny_two_shapes/seed0.log"
     try:
         deadline = time.monotonic() + 180

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO
+from conftest import REPO, TINY
 
 SCRIPT = REPO / "scripts" / "slurm.sh"
 PROFILE = REPO / "tests" / "slurm_profile"
@@ -93,9 +93,9 @@ def _run_with_watchdog(cwd: Path, env: dict) -> tuple[int, str]:
 
 
 def test_tiny_workflow_runs_through_sbatch(slurm_cluster, workflow_dir):
-    config = yaml.safe_load((workflow_dir / "config.yaml").read_text())
+    config = yaml.safe_load((workflow_dir / TINY).read_text())
     config["experiments"]["tiny_two_shapes"]["resources"] = {"gpus": 2}
-    (workflow_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    (workflow_dir / TINY).write_text(yaml.safe_dump(config, sort_keys=False))
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
 
     returncode, output = _run_with_watchdog(workflow_dir, env)

@@ -10,14 +10,14 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import jobs, snakemake
+from conftest import TINY, jobs, snakemake
 
 pytestmark = pytest.mark.slow
 
 
 def test_tiny_workflow_makes_every_output(tiny_run):
     workflow_dir = tiny_run
-    config = yaml.safe_load((workflow_dir / "config.yaml").read_text())
+    config = yaml.safe_load((workflow_dir / TINY).read_text())
     for name, spec in config["datasets"].items():
         for split in spec["sizes"]:
             with h5py.File(workflow_dir / f"data/processed/{name}/{split}.h5") as file:
@@ -41,7 +41,7 @@ def test_tiny_workflow_makes_every_output(tiny_run):
 
 def test_a_config_change_reruns_exactly_its_jobs(tiny_done):
     workflow_dir = tiny_done
-    config = yaml.safe_load((workflow_dir / "config.yaml").read_text())
+    config = yaml.safe_load((workflow_dir / TINY).read_text())
     results = {"evaluate": 1, "table_metrics": 1, "figure_curves": 2, "all": 1}  # training and validation curves
     changes = [  # one entry changed: exactly its jobs rerun
         (("datasets", "two_shapes", "sizes", "test"), 40,
@@ -53,7 +53,7 @@ def test_a_config_change_reruns_exactly_its_jobs(tiny_done):
     for keys, value, expected in changes:
         changed = copy.deepcopy(config)
         functools.reduce(dict.__getitem__, keys[:-1], changed)[keys[-1]] = value
-        (workflow_dir / "config.yaml").write_text(yaml.safe_dump(changed, sort_keys=False))
+        (workflow_dir / TINY).write_text(yaml.safe_dump(changed, sort_keys=False))
         assert jobs(snakemake(workflow_dir, "-n", "all")) == {k: v for k, v in expected.items() if v}, keys
 
 
@@ -81,7 +81,7 @@ def test_download_rules_convert_crafted_files_from_a_local_mirror(workflow_dir, 
               "datasets": {"tetrominoes": {"kind": "multi_object", "options": {"variant": "tetrominoes"},
                                            "papers": ["iodine"], "sizes": {"train": 3, "test": 0}}},
               "experiments": {}}
-    (workflow_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    (workflow_dir / TINY).write_text(yaml.safe_dump(config, sort_keys=False))
     run = snakemake(workflow_dir, "iodine")
     assert run.returncode == 0, run.stderr[-3000:]
     assert (workflow_dir / "data/raw/tetrominoes/tetrominoes_train.tfrecords").exists()

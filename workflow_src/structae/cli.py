@@ -16,6 +16,13 @@ from pathlib import Path
 from structae.errors import Preempted, UserError
 
 
+def _config(args) -> dict:
+    from structae import config as cfg
+    from structae import scales
+
+    return cfg.load_config(args.config or scales.files(args.scale))
+
+
 def _entry(args, section: str, name: str) -> dict:
     """The config entry `section.name`: from --spec when given, else from the --config files."""
     from structae import config as cfg
@@ -28,7 +35,7 @@ def _entry(args, section: str, name: str) -> dict:
             raise UserError(f"--spec is not valid JSON ({err.msg}); pass the entry as a JSON object") from None
         return cfg.validate_entry(section, name, entry)  # checks the name too
     names.check(section[:-1], name)
-    config = cfg.load_config(args.config or ["config.yaml"])
+    config = _config(args)
     entries = config.get(section, {})
     if name not in entries:
         raise UserError(f"{section[:-1]} '{name}' is not in the config; known: {', '.join(sorted(entries))}")
@@ -66,14 +73,13 @@ def cmd_split(args) -> None:
 
 def _experiment_data(args, name: str):
     """The experiment's data files: --data/--split-index as the workflow passes them, else from the config."""
-    from structae import config as cfg
     from structae.paths import ExperimentData, experiment_data
 
     if args.data:
         return ExperimentData(args.data, args.data, args.split_index)
     if args.spec is not None:
         raise UserError("with --spec, pass the data file with --data (and --split-index for a split)")
-    return experiment_data(cfg.load_config(args.config or ["config.yaml"]), name)
+    return experiment_data(_config(args), name)
 
 
 def cmd_train(args) -> None:
@@ -190,7 +196,9 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="structae", description=__doc__.splitlines()[0])
     parser.add_argument("--config", action="append", metavar="FILE",
-                        help="config file(s), later ones override earlier ones (default: config.yaml)")
+                        help="config file(s), later ones override earlier ones (default: the --scale's files)")
+    parser.add_argument("--scale", default="embedded", help="read this scale's config files, as the workflow's "
+                        "`--config scale=NAME` does: embedded (default), paper or tiny")
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
 
     data = verbs.add_parser("data", help="download, make and inspect datasets").add_subparsers(
