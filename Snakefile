@@ -18,6 +18,7 @@ report: "report/workflow.rst"
 
 
 include: "rules/common.smk"
+include: "rules/provenance.smk"
 
 
 # A requested path can never smuggle shell syntax or `..` into a job: every wildcard is a safe name or a

@@ -38,9 +38,8 @@ def clone_with_remote(source: Path, target: Path, remote: Path) -> Path:
     return target
 
 
-@pytest.mark.slow
-def test_pull_into_a_fresh_clone_retrains_nothing_and_params_still_count(tiny_done, tmp_path):
-    origin, remote = tiny_done, tmp_path / "remote"  # the tiny workflow, trained
+def shared_origin(origin: Path, remote: Path) -> Path:
+    """The trained tiny workflow as a git repository whose results a `structae share push` shared."""
     for name in REPO_FILES:
         if not (origin / name).exists():
             shutil.copy(REPO / name, origin / name)
@@ -54,9 +53,15 @@ def test_pull_into_a_fresh_clone_retrains_nothing_and_params_still_count(tiny_do
 
     pushed = run(origin, "structae", "share", "push")
     assert "git add data/processed.dvc" in pushed
-    run(origin, "git", "add", *(p.relative_to(origin).as_posix() for p in origin.glob("*/*.dvc")))
+    run(origin, "git", "add", *pushed.split("git add ", 1)[1].split(" && ")[0].split())  # what push says to commit
     run(origin, "git", "commit", "-qm", "share")
+    return origin
 
+
+@pytest.mark.slow
+def test_pull_into_a_fresh_clone_retrains_nothing_and_params_still_count(tiny_done, tmp_path):
+    remote = tmp_path / "remote"
+    origin = shared_origin(tiny_done, remote)  # the tiny workflow, trained and shared
     fresh = clone_with_remote(origin, tmp_path / "fresh", remote)
     run(fresh, "structae", "share", "pull")
     assert (fresh / "results/checkpoints/tiny_two_shapes/seed1/model.pt").is_file()
@@ -85,3 +90,45 @@ def test_metadata_record_names_decode_to_output_paths(tmp_path):
     parts = [encoded[i:i + 254] for i in range(0, len(encoded), 254)]
     record = Path(*["@" + p for p in parts[:-1]], parts[-1])  # as Snakemake splits long names
     assert share.output_of(record) == long_path
+
+
+@pytest.mark.slow
+def test_plain_dvc_commands_see_and_move_the_shared_data(tiny_done, tmp_path):
+    """As a DVC user works: plain status, pull, diff, add and push, then `snakemake all` plans no training."""
+    remote = tmp_path / "remote"
+    origin = shared_origin(tiny_done, remote)
+    assert "up to date" in run(origin, "dvc", "status")  # not "no data or pipelines tracked"
+    assert "deleted" not in run(origin, "dvc", "data", "status")
+
+    fresh = clone_with_remote(origin, tmp_path / "fresh", remote)
+    run(fresh, "dvc", "pull")
+    assert (fresh / "results/checkpoints/tiny_two_shapes/seed1/model.pt").is_file()
+    dry_run = snakemake(fresh, "-n", "all", *NO_CHECKSUMS)
+    assert "structae: restored the provenance of" in dry_run.stderr  # once, after the pull
+    assert set(jobs(dry_run)) <= MADE_LOCALLY
+    assert "restored" not in snakemake(fresh, "-n", "all").stderr
+
+    metrics = fresh / "results/metrics/tiny_two_shapes.json"
+    metrics.write_text(metrics.read_text() + "\n")
+    assert "results/metrics/tiny_two_shapes.json" in run(fresh, "dvc", "diff")
+    run(fresh, "dvc", "add", "results/metrics")
+    assert "2 files pushed" in run(fresh, "dvc", "push")  # the changed file and the folder's new listing
+
+
+@pytest.mark.slow
+def test_a_missing_remote_is_one_line_naming_it_and_how_to_set_it(tiny_done, tmp_path):
+    remote = tmp_path / "remote"
+    origin = shared_origin(tiny_done, remote)
+    run(tmp_path, "git", "clone", "-q", str(origin), "fresh")
+    fresh = tmp_path / "fresh"  # the tracked placeholder remote, which does not exist here
+    pull = subprocess.run(["structae", "share", "pull"], cwd=fresh, capture_output=True, text=True,
+                          env={**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"})
+    assert pull.returncode != 0 and pull.stderr.count("\n") == 1, pull.stderr
+    assert "/srv/structae/dvc-remote, which does not exist" in pull.stderr
+    assert "dvc remote modify --local shared url PATH_OR_URL" in pull.stderr
+    warning = snakemake(fresh, "-n", "all").stderr
+    assert "not pulled (remote 'shared' is /srv/structae/dvc-remote)" in warning
+
+    run(fresh, "env", f"STRUCTAE_DVC_REMOTE={remote}", "structae", "share", "pull")  # the variable sets it
+    assert (fresh / "results/checkpoints/tiny_two_shapes/seed1/model.pt").is_file()
+    assert str(remote) in run(fresh, "dvc", "remote", "list")
