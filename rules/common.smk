@@ -1,5 +1,6 @@
 # Validation of the config and the helpers (input functions, target lists) the rules use.
 import json
+import os
 import re
 import sys
 
@@ -71,6 +72,29 @@ def train_resource(name):
         return EXPERIMENTS[wildcards.experiment]["resources"][name]
 
     return get
+
+
+def _max_job_minutes():
+    value = os.environ.get("STRUCTAE_SLURM_MAX_RUNTIME", "1440")
+    if not value.isdigit() or int(value) < 10:
+        sys.exit(
+            f"structae: error: STRUCTAE_SLURM_MAX_RUNTIME={value!r}: give the cluster's time limit in minutes (>= 10)"
+        )
+    return int(value)
+
+
+MAX_JOB_MINUTES = _max_job_minutes()  # a partition's time limit; longer training runs go in chunks
+
+
+def train_runtime(wildcards):
+    """Minutes one training job asks for: the experiment's runtime, capped at the cluster's limit. A longer
+    run is chunked: at the limit the job saves, requeues itself and resumes (structae.requeue)."""
+    return min(EXPERIMENTS[wildcards.experiment]["resources"]["runtime"], MAX_JOB_MINUTES)
+
+
+def evaluate_gpus(wildcards):
+    """An experiment that trains on GPUs is evaluated on one: its model on the whole test set."""
+    return min(EXPERIMENTS[wildcards.experiment]["resources"]["gpus"], 1)
 
 
 def train_launcher(wildcards, resources):

@@ -19,6 +19,8 @@ rule evaluate:
         experiment=EXPERIMENT,
     conda:
         "../envs/structae.yaml"
+    resources:
+        gpu=evaluate_gpus,
     params:
         spec=experiment_spec,
         split=split_option,

@@ -26,7 +26,7 @@ rule train:
         cpus_per_task=train_resource("cpus"),
         gpu=train_resource("gpus"),
         mem_mb=train_resource("mem_mb"),
-        runtime=train_resource("runtime"),
+        runtime=train_runtime,
     params:
         spec=train_spec,
         split=split_option,

@@ -293,6 +293,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except Preempted as stop:
         print(f"structae: {stop}", file=sys.stderr)
+        from structae import requeue
+
+        requeued = requeue.at_time_limit(stop.signum)
+        if requeued:
+            print(f"structae: {requeued}", file=sys.stderr)
         return stop.exit_code
     except KeyboardInterrupt:
         print("structae: interrupted", file=sys.stderr)
