@@ -63,18 +63,22 @@ def _pending_for(since: dict[str, float]) -> float:
     return longest
 
 
-def _run_with_watchdog(cwd: Path, env: dict) -> tuple[int, str]:
-    """snakemake with the test profile; SIGINT on a hard timeout or a job pending too long, then unlock."""
+def _run_with_watchdog(cwd: Path, env: dict, target: str = TARGET, each_poll=None,
+                       stuck_pending_s: float = STUCK_PENDING_S) -> tuple[int, str]:
+    """snakemake with the test profile; SIGINT on a hard timeout or a job pending too long, then unlock.
+    `each_poll()`, if given, runs every 2 s while snakemake does."""
     log = cwd / "snakemake.out"
     with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "snakemake", "--profile", str(PROFILE), TARGET],
+        proc = subprocess.Popen([sys.executable, "-m", "snakemake", "--profile", str(PROFILE), target],
                                 cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
         deadline, since, why = time.monotonic() + HARD_TIMEOUT_S, {}, None
         while proc.poll() is None:
+            if each_poll:
+                each_poll()
             if time.monotonic() > deadline:
                 why = f"no result after {HARD_TIMEOUT_S} s"
-            elif _pending_for(since) > STUCK_PENDING_S:
-                why = f"a job has been pending for over {STUCK_PENDING_S} s (SLURM cannot schedule it)"
+            elif _pending_for(since) > stuck_pending_s:
+                why = f"a job has been pending for over {stuck_pending_s} s (SLURM cannot schedule it)"
             if why:
                 proc.send_signal(signal.SIGINT)
                 try:
@@ -114,3 +118,37 @@ def test_tiny_workflow_runs_through_sbatch(slurm_cluster, workflow_dir):
     ddp_log = (workflow_dir / "logs/train/tiny_two_shapes/seed0.log").read_text()
     assert "2 process(es)" in ddp_log  # the rule launched torchrun with the job's 2 GPUs
     assert "1 process(es)" in (workflow_dir / "logs/train/tiny_to_element/seed0.log").read_text()
+
+
+def test_a_training_job_requeues_itself_at_its_time_limit_and_resumes(slurm_cluster, workflow_dir):
+    """USR1 (SLURM's time-limit warning) to a running training job: the trainer saves, requeues its own job,
+    and the same job resumes and finishes, with no retry to spend (the test profile has retries: 0)."""
+    config = yaml.safe_load((workflow_dir / TINY).read_text())
+    config["experiments"]["tiny_two_shapes"]["train"].update(steps=4000, checkpoint_every=1000)
+    (workflow_dir / TINY).write_text(yaml.safe_dump(config, sort_keys=False))
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    train_log = workflow_dir / "logs/train/tiny_two_shapes/seed0.log"
+    signalled = []
+
+    def time_limit_warning_once_training_runs():
+        if not signalled and "it/s" in (train_log.read_text() if train_log.exists() else ""):
+            job = subprocess.run(["squeue", "-h", "-t", "R", "-o", "%i"], capture_output=True, text=True).stdout.split()
+            subprocess.run(["scancel", "--signal", "USR1", job[0]], check=True)
+            signalled.append(job[0])
+
+    # SLURM holds a requeued job for about two minutes before it may start again.
+    returncode, output = _run_with_watchdog(workflow_dir, env, "results/checkpoints/tiny_two_shapes/seed0/model.pt",
+                                            time_limit_warning_once_training_runs, stuck_pending_s=300)
+    assert signalled and returncode == 0, output[-3000:]
+    shown = subprocess.run(["scontrol", "show", "job", signalled[0]], capture_output=True, text=True).stdout
+    assert "Restarts=1" in shown and "JobState=COMPLETED" in shown, shown
+    assert "resuming from step" in train_log.read_text()
+
+
+def test_the_no_accounting_profile_is_the_slurm_profile_plus_three_settings():
+    main = yaml.safe_load((REPO / "profiles/slurm/config.yaml").read_text())
+    variant = yaml.safe_load((REPO / "profiles/slurm-no-accounting/config.yaml").read_text())
+    added = {key: variant.pop(key) for key in set(variant) - set(main)}
+    assert variant == main
+    assert added == {"slurm-no-account": True, "slurm-status-command": "squeue",
+                     "slurm-init-seconds-before-status-checks": 60}
