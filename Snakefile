@@ -36,6 +36,7 @@ include: "rules/data.smk"
 include: "rules/train.smk"
 include: "rules/evaluate.smk"
 include: "rules/figures.smk"
+include: "rules/report.smk"
 
 
 rule all:

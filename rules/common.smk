@@ -4,7 +4,7 @@ import os
 import re
 import sys
 
-from structae import figures, models, names, paths
+from structae import claims, figures, models, names, paths
 from structae.config import NOT_TRAINING, validate_config
 from structae.data.datasets import raw_path, sources_of
 from structae.data.sources import SOURCES
@@ -40,6 +40,8 @@ MODEL_FIGURE = _choice(figures.model_figure_names())
 UMAP_FACTOR = _choice(FACTORS)
 METRICS_FIGURE = _choice(name for name, figure in FIGURES.items() if figure.paper and "metrics" in figure.options())
 TABLE = _choice({exp["paper"] for exp in EXPERIMENTS.values()})
+CLAIMS = {exp["paper"] for exp in EXPERIMENTS.values()} & set(claims.CLAIMS)  # papers with a claims page
+CLAIMS_PAPER = _choice(CLAIMS)
 SOURCE = _choice(SOURCES)
 SOURCE_FILE = _choice({source.file for source in SOURCES.values()})
 
@@ -180,10 +182,19 @@ def model_figures(paper):
 
 
 def result_targets(paper):
-    """A paper's table (CSV and markdown), training curves and model figures, when it has experiments."""
+    """A paper's table (CSV, markdown and HTML), training curves, model figures and claims page, when it has
+    experiments."""
     if not experiments_of(paper):
         return []
-    return [paths.table(paper), paths.table(paper).replace(".csv", ".md")] + model_figures(paper)
+    table = paths.table(paper)
+    claims_page = [f"results/report/{paper}_claims.html"] if paper in CLAIMS else []
+    return [table, table.replace(".csv", ".md"), table.replace(".csv", ".html"), *model_figures(paper), *claims_page]
+
+
+def claim_figures(wildcards):
+    """The figures a paper's claims show that this run makes."""
+    wanted = set(claims.figures_of(wildcards.paper))
+    return [path for path in model_figures(wildcards.paper) if path.rsplit("/", 1)[1] in wanted]
 
 
 def figure_inputs(wildcards):

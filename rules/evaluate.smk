@@ -31,13 +31,14 @@ rule evaluate:
 
 
 rule table_metrics:
-    """Collect a paper's metrics into a tidy CSV and a markdown table."""
+    """Collect a paper's metrics into a tidy CSV, a markdown table and the same table in HTML for the report."""
     input:
         metrics_of,
     output:
         csv="results/tables/{paper}.csv",
-        markdown=report(
-            "results/tables/{paper}.md", category="{paper}", subcategory="tables", caption="../report/table.rst"
+        markdown="results/tables/{paper}.md",
+        html=report(
+            "results/tables/{paper}.html", category="{paper}", subcategory="tables", caption="../report/table.rst"
         ),
     log:
         "logs/table_metrics/{paper}.log",
@@ -46,4 +47,5 @@ rule table_metrics:
     conda:
         "../envs/structae.yaml"
     shell:
-        "exec structae table --metrics {input:q} --out {output.csv:q} --markdown {output.markdown:q} > {log:q} 2>&1"
+        "exec structae table --metrics {input:q} --out {output.csv:q} --markdown {output.markdown:q} "
+        "--html {output.html:q} > {log:q} 2>&1"

@@ -1,7 +1,10 @@
 """Every paper's target on tiny data and two training steps per experiment: the per-paper rules (evaluation
 on another split, to-Diff, embeddings), tables and every figure the papers define, made through Snakemake."""
 
+import base64
 import json
+import re
+import subprocess
 
 import pandas as pd
 import pytest
@@ -22,11 +25,17 @@ EXPECTED_FIGURES = {
 }
 
 
-@pytest.mark.slow
-def test_every_paper_target_on_tiny_data(tmp_path):
-    papers_dir = copy_workflow(tmp_path, PAPERS_CONFIG)
+@pytest.fixture(scope="module")
+def papers_dir(tmp_path_factory):
+    """Every paper's target made from the papers' tiny config, once for this module."""
+    papers_dir = copy_workflow(tmp_path_factory.mktemp("papers"), PAPERS_CONFIG)
     run = snakemake(papers_dir, "cae", "iodine", "maganet", "swwae", scale=None)
     assert run.returncode == 0, run.stderr[-3000:]
+    return papers_dir
+
+
+@pytest.mark.slow
+def test_every_paper_target_on_tiny_data(papers_dir):
     for paper, figures in EXPECTED_FIGURES.items():
         for name in figures:
             assert (papers_dir / "results/figures" / paper / name).stat().st_size > 1000, (paper, name)
@@ -45,8 +54,71 @@ def test_every_paper_target_on_tiny_data(tmp_path):
     config = yaml.safe_load((papers_dir / "config.yaml").read_text())
     config["experiments"]["cae_two_shapes"]["evaluate"] = {"model": {"kmeans_restarts": 5}}
     (papers_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    assert jobs(snakemake(papers_dir, "-n", "cae", scale=None)) == {"evaluate": 1, "table_metrics": 1, "cae": 1}
+    assert jobs(snakemake(papers_dir, "-n", "cae", scale=None)) == {"evaluate": 1, "table_metrics": 1,
+                                                                     "claims_page": 1, "cae": 1}
+
+
+@pytest.mark.slow
+def test_the_report_is_the_reproductions_front_page(papers_dir, tmp_path):
+    """Rendered in Debian's headless Chromium: the description page, each paper's table shown inline (HTML), and
+    a claims page per paper with our numbers, verdicts and figures."""
     report = snakemake(papers_dir, "--report", "report.html", scale=None)
     assert report.returncode == 0, report.stderr[-3000:]
     html = (papers_dir / "report.html").read_text(errors="replace")
     assert "the group action" in html and "phase" in html  # captions from the figure registry
+    items = report_items(html)
+    browser = chromium()
+
+    front = visible_text(render(browser, papers_dir / "report.html"))
+    assert "structae regenerates the tables and figures" in front and "claims page" in front
+    assert all(paper in front for paper in ("cae", "iodine", "maganet", "swwae"))
+    for paper in ("cae", "iodine", "maganet", "swwae"):
+        table = items[f"results/tables/{paper}.html"]
+        assert table["mime_type"] == "text/html"  # shown in the report, not offered as a download
+        page = tmp_path / f"{paper}.html"
+        page.write_bytes(base64.b64decode(table["data_uri"].split("base64,", 1)[1]))
+        assert "<th>experiment</th>" in render(browser, page)
+
+        claims = items[f"results/report/{paper}_claims.html"]
+        page.write_bytes(base64.b64decode(claims["data_uri"].split("base64,", 1)[1]))
+        dom = render(browser, page)
+        assert dom.count('<tr class="claim">') >= 3, paper
+        assert dom.count('class="verdict"') == dom.count('<tr class="claim">')
+        assert "data:image/png;base64," in dom  # the figure beside its claim
+    shot = render(browser, papers_dir / "report.html", screenshot=tmp_path / "front.png")
+    assert len(set(shot)) > 100  # a rendered page, not a blank one
+
+
+def chromium() -> str:
+    """Debian's headless Chromium (scripts/chromium.sh installs it); skipped, with the reason, where it cannot
+    be installed."""
+    script = REPO / "scripts" / "chromium.sh"
+    found = subprocess.run(["bash", str(script), "path"], capture_output=True, text=True)
+    if found.returncode != 0:
+        install = subprocess.run(["bash", str(script), "install"], capture_output=True, text=True)
+        if install.returncode != 0:
+            pytest.skip(f"headless Chromium could not be installed here: {install.stderr.strip().splitlines()[-1:]}")
+        found = subprocess.run(["bash", str(script), "path"], capture_output=True, text=True)
+    return found.stdout.strip()
+
+
+def render(browser: str, page, screenshot=None):
+    """The page's DOM after its scripts ran (or, with `screenshot`, the PNG's bytes)."""
+    args = [browser, "--no-sandbox", "--disable-gpu", "--virtual-time-budget=5000", "--window-size=1280,1600"]
+    args += [f"--screenshot={screenshot}"] if screenshot else ["--dump-dom"]
+    run = subprocess.run([*args, page.as_uri()], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    return screenshot.read_bytes() if screenshot else run.stdout
+
+
+def visible_text(dom: str) -> str:
+    dom = re.sub(r"<(script|style)\b.*?</\1>", " ", dom, flags=re.S)
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", dom))
+
+
+def report_items(html: str) -> dict:
+    """The report's results, by path, as Snakemake embeds them (name, mime_type, data_uri, ...)."""
+    items = {}
+    for match in re.finditer(r'"(results/[^"]+)": (\{"name": .*?"data_uri": "[^"]*"\})', html):
+        items[match[1]] = json.loads(match[2])
+    return items

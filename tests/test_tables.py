@@ -21,7 +21,7 @@ def test_table_means_stds_and_reported_numbers(tmp_path):
     first = _metrics(tmp_path / "a.json", "a", {str(s): {"ari_fg": v, "mse": 2 * v} for s, v in enumerate(values)},
                      reported={"ari_fg": 0.767})
     second = _metrics(tmp_path / "b.json", "b", {"0": {"ari_fg": 0.5, "mse": 0.1}})
-    frame = tables.write_table([first, second], tmp_path / "t.csv", tmp_path / "t.md")
+    frame = tables.write_table([first, second], tmp_path / "t.csv", tmp_path / "t.md", tmp_path / "t.html")
     ari = frame[(frame.experiment == "a") & (frame.metric == "ari_fg")]
     assert ari["mean"].iloc[0] == np.mean(values)
     assert ari["std"].iloc[0] == np.std(values, ddof=1)
@@ -33,3 +33,5 @@ def test_table_means_stds_and_reported_numbers(tmp_path):
     assert columns.index("ari_fg (paper)") == columns.index("ari_fg") + 1
     assert row_a.split("|")[columns.index("ari_fg (paper)") + 1].strip() == "0.767"
     assert row_b.split("|")[columns.index("ari_fg (paper)") + 1].strip() == "–"
+    page = (tmp_path / "t.html").read_text()  # the same cells, as the report shows them
+    assert page.count("<tr>") == 3 and "<th>ari_fg (paper)</th>" in page and "<td>0.767</td>" in page

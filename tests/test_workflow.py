@@ -62,7 +62,7 @@ def test_report_shows_every_figure_and_table(tiny_done):
     report = snakemake(workflow_dir, "--report", "results/report.html")
     assert report.returncode == 0, report.stderr[-3000:]
     html = (workflow_dir / "results/report.html").read_text(errors="replace")
-    assert "multi_dsprites.png" in html and "engine.md" in html and "training_curves.png" in html
+    assert "multi_dsprites.png" in html and "engine.html" in html and "training_curves.png" in html
 
 
 @pytest.mark.slow

@@ -126,8 +126,17 @@ def cmd_evaluate(args) -> None:
 def cmd_table(args) -> None:
     from structae.tables import write_table
 
-    frame = write_table(args.metrics, args.out, args.markdown)
+    frame = write_table(args.metrics, args.out, args.markdown, args.html)
     print(f"{args.out}: {len(frame)} rows; {args.markdown}: written")
+
+
+def cmd_claims(args) -> None:
+    from structae import claims, files
+    from structae.tables import read_tidy
+
+    figures = [Path(path) for path in args.figures if path]
+    files.write_text(args.out, claims.page(args.paper, read_tidy(args.table), figures, args.scale))
+    print(f"{args.out}: {len(claims.CLAIMS.get(args.paper, []))} claims checked")
 
 
 # `structae figure NAME` options: each is a keyword argument of the figure's draw function.
@@ -255,7 +264,16 @@ def build_parser() -> argparse.ArgumentParser:
     table.add_argument("--metrics", nargs="+", required=True)
     table.add_argument("--out", required=True, help="the CSV")
     table.add_argument("--markdown", required=True, help="the markdown summary")
+    table.add_argument("--html", help="the same table as an HTML page (the report shows it inline)")
     table.set_defaults(run=cmd_table)
+
+    claims = verbs.add_parser("claims", help="check a paper's claims against its table: the report's claims page")
+    claims.add_argument("--paper", required=True)
+    claims.add_argument("--table", required=True, help="the paper's tidy CSV (structae table --out)")
+    claims.add_argument("--figures", nargs="*", default=[], help="PNG figures shown beside the claims")
+    claims.add_argument("--scale", default="embedded", help="the scale the run was made at, for the page's title")
+    claims.add_argument("--out", required=True, help="the HTML page")
+    claims.set_defaults(run=cmd_claims)
 
     embed = verbs.add_parser("embed", help="UMAP (3 components) of a MAGANet or VAE model's latents")
     embed.add_argument("--checkpoint", required=True)

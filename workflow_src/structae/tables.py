@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+from html import escape
 from pathlib import Path
 
 import pandas as pd
@@ -40,7 +41,7 @@ def tidy(metrics_files: list[str | Path]) -> pd.DataFrame:
                         n_seeds=groups.transform("count"))
 
 
-def _cell(mean: float, std: float) -> str:
+def mean_std(mean: float, std: float) -> str:
     """Mean and std to the std's second significant digit ("0.912 ± 0.012", "267 ± 118")."""
     if pd.isna(std):
         return f"{mean:.4g}"
@@ -48,10 +49,10 @@ def _cell(mean: float, std: float) -> str:
     return f"{mean:.{decimals}f} ± {std:.{decimals}f}"
 
 
-def markdown(frame: pd.DataFrame) -> str:
+def _grid(frame: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     """Experiments × metrics, "mean ± std" over seeds; reported numbers beside the metrics that have them."""
     summary = frame.drop_duplicates(["experiment", "metric"])
-    wide = summary.assign(cell=[_cell(m, s) for m, s in zip(summary["mean"], summary["std"], strict=True)])
+    wide = summary.assign(cell=[mean_std(m, s) for m, s in zip(summary["mean"], summary["std"], strict=True)])
     wide = wide.pivot(index="experiment", columns="metric", values="cell").reindex(summary["experiment"].unique())
     reported = summary.dropna(subset=["reported"])
     for metric in reported["metric"].unique():
@@ -60,14 +61,40 @@ def markdown(frame: pd.DataFrame) -> str:
         wide.insert(column, f"{metric} (paper)", values.reindex(wide.index).map(lambda v: f"{v:g}", na_action="ignore"))
     seeds = summary.groupby("experiment")["n_seeds"].max()
     header = ["experiment", "seeds", *wide.columns]
+    return header, [[experiment, str(seeds[experiment]), *cells.fillna("–")] for experiment, cells in wide.iterrows()]
+
+
+def markdown(frame: pd.DataFrame) -> str:
+    header, rows = _grid(frame)
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for experiment, cells in wide.iterrows():
-        lines.append("| " + " | ".join([experiment, str(seeds[experiment]), *cells.fillna("–")]) + " |")
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines) + "\n"
 
 
-def write_table(metrics_files: list[str | Path], csv_out: str | Path, markdown_out: str | Path) -> pd.DataFrame:
+def html(frame: pd.DataFrame, title: str) -> str:
+    """The markdown table as a standalone HTML page, which Snakemake's report shows inline."""
+    header, rows = _grid(frame)
+    head = "".join(f"<th>{escape(cell)}</th>" for cell in header)
+    body = "".join("<tr>" + "".join(f"<td>{escape(cell)}</td>" for cell in row) + "</tr>" for row in rows)
+    return (f"<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>{escape(title)}</title><style>"
+            "body{font-family:sans-serif}table{border-collapse:collapse}th,td{border:1px solid #bbb;"
+            "padding:3px 8px;text-align:right}td:first-child,th:first-child{text-align:left}</style></head>"
+            f"<body><h3>{escape(title)}</h3><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+            "<p>mean ± std over training seeds, on held-out test images</p></body></html>\n")
+
+
+def read_tidy(path: str | Path) -> pd.DataFrame:
+    """A table written by write_table, back as the tidy frame."""
+    if not Path(path).is_file():
+        raise UserError(f"table {path} is missing; run `snakemake {path}` to make it")
+    return pd.read_csv(path)
+
+
+def write_table(metrics_files: list[str | Path], csv_out: str | Path, markdown_out: str | Path,
+                html_out: str | Path | None = None) -> pd.DataFrame:
     frame = tidy(metrics_files)
     files.write_text(csv_out, frame.to_csv(index=False))
     files.write_text(markdown_out, markdown(frame))
+    if html_out:
+        files.write_text(html_out, html(frame, f"{Path(markdown_out).stem}: metrics on test images"))
     return frame

@@ -1,0 +1,61 @@
+"""The claims checks: a bar, one setting against another beyond the seed spread, the last refinement pass,
+and the page that shows them with their figures."""
+
+import math
+
+import pandas as pd
+import pytest
+
+from structae import claims
+
+
+def table(values: dict[tuple[str, str], list[float]]) -> pd.DataFrame:
+    rows = [{"experiment": e, "metric": m, "seed": s, "value": v}
+            for (e, m), seeds in values.items() for s, v in enumerate(seeds)]
+    return pd.DataFrame(rows)
+
+
+def test_a_bar_holds_fails_or_was_not_run():
+    frame = table({("a", "ari_fg"): [0.8, 0.9]})
+    assert claims.AtLeast("a", "ari_fg", 0.95).judge(frame) == ("0.850 ± 0.071 (2 seeds)", claims.NOT_YET)
+    assert claims.AtLeast("a", "ari_fg", 0.8).judge(frame)[1] == claims.HOLDS
+    assert claims.AtLeast("b", "ari_fg", 0.8).judge(frame) == ("–", claims.NOT_RUN)
+
+
+@pytest.mark.parametrize("better, worse, verdict", [
+    ([1.0, 1.2], [5.0, 5.2], claims.HOLDS),  # gap 4, spread 0.2
+    ([1.0, 3.0], [2.5, 3.5], claims.WITHIN_SPREAD),  # gap 1, spread 1.6
+    ([3.0, 3.0], [2.0, 2.0], claims.NOT_YET),  # the wrong way round for a loss
+    ([1.0], [2.0], claims.HOLDS_ONE_SEED),
+])
+def test_one_setting_against_another_beyond_the_seed_spread(better, worse, verdict):
+    frame = table({("a", "mse"): better, ("b", "mse"): worse})
+    assert claims.Beats(("a", "mse"), ("b", "mse"), lower_is_better=True).judge(frame)[1] == verdict
+
+
+def test_the_last_refinement_pass_is_the_highest_t():
+    frame = table({("a", "ari_fg_t1"): [0.2], ("a", "ari_fg_t2"): [0.5], ("a", "ari_fg_t10"): [0.9]})
+    ours = claims.measured(frame, "a", f"ari_fg{claims.LAST}")
+    assert ours.mean == 0.9 and math.isnan(ours.std) and ours.seeds == 1
+
+
+def test_every_paper_has_claims_with_figures_the_papers_make():
+    from structae import figures
+
+    names = set(figures.registry())
+    for paper, listed in claims.CLAIMS.items():
+        assert listed, paper
+        for claim in listed:
+            stem = claim.figure.removesuffix(".png")  # a paper figure, or a model figure of one experiment
+            assert any(stem == name or stem.startswith(f"{name}_") for name in names), claim.figure
+
+
+def test_the_page_shows_each_claim_with_its_verdict_and_figure(tmp_path):
+    figure = tmp_path / "iterations.png"
+    figure.write_bytes(b"\x89PNG fake")
+    frame = table({("iodine_multi_dsprites", "ari_fg"): [0.9, 0.8], ("iodine_multi_dsprites", "ari_fg_t1"): [0.1, 0.2],
+                   ("iodine_multi_dsprites", "ari_fg_t3"): [0.9, 0.8]})
+    page = claims.page("iodine", frame, [figure], "tiny")
+    assert page.count('<tr class="claim">') == len(claims.CLAIMS["iodine"])
+    assert "checked at the tiny scale" in page and "data:image/png;base64," in page
+    assert page.count(claims.NOT_RUN) == 4  # the four ablations were not trained here

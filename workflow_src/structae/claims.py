@@ -1,0 +1,182 @@
+"""Each paper's claims, and our notes', checked against what this run measured: the report's claims pages.
+
+A claim names the experiments and metrics it rests on and how to judge it: a bar (`AtLeast`) or one model
+or setting against another (`Beats`). `check` reads the tidy table (structae.tables: one row per experiment,
+metric and seed) and says whether the claim holds at this run's scale, with our number as mean ± std over
+seeds. A claim whose experiments this run did not train says so; nothing is filled in.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import re
+from dataclasses import dataclass
+from html import escape
+from pathlib import Path
+
+import pandas as pd
+
+from structae.tables import mean_std
+
+LAST = "_tlast"  # a metric suffix meaning "after the last refinement pass" (IODINE's ari_fg_t1 … ari_fg_tT)
+
+
+@dataclass(frozen=True)
+class Measured:
+    mean: float
+    std: float  # NaN with one seed
+    seeds: int
+
+    def text(self) -> str:
+        return f"{mean_std(self.mean, self.std)} ({self.seeds} seed{'s' if self.seeds != 1 else ''})"
+
+
+def measured(table: pd.DataFrame, experiment: str, metric: str) -> Measured | None:
+    rows = table[table["experiment"] == experiment]
+    if metric.endswith(LAST):
+        stem = metric.removesuffix(LAST)
+        passes = [int(m[len(stem) + 2:]) for m in rows["metric"].unique() if re.fullmatch(rf"{stem}_t\d+", m)]
+        metric = f"{stem}_t{max(passes)}" if passes else metric
+    values = rows[rows["metric"] == metric]["value"].dropna()
+    if values.empty:
+        return None
+    return Measured(float(values.mean()), float(values.std()) if len(values) > 1 else math.nan, len(values))
+
+
+@dataclass(frozen=True)
+class AtLeast:
+    experiment: str
+    metric: str
+    bar: float
+
+    def judge(self, table: pd.DataFrame) -> tuple[str, str]:
+        ours = measured(table, self.experiment, self.metric)
+        if ours is None:
+            return "–", NOT_RUN
+        return ours.text(), HOLDS if ours.mean >= self.bar else NOT_YET
+
+
+@dataclass(frozen=True)
+class Beats:
+    """`better` (experiment, metric) beats `worse` (experiment, metric); lower is better for losses and errors."""
+
+    better: tuple[str, str]
+    worse: tuple[str, str]
+    lower_is_better: bool = False
+
+    def judge(self, table: pd.DataFrame) -> tuple[str, str]:
+        a, b = measured(table, *self.better), measured(table, *self.worse)
+        if a is None or b is None:
+            return "–", NOT_RUN
+        gap = (b.mean - a.mean) if self.lower_is_better else (a.mean - b.mean)
+        spread = math.hypot(*(0.0 if math.isnan(s) else s for s in (a.std, b.std)))
+        ours = f"{a.text()} against {b.text()}"
+        if gap <= 0:
+            return ours, NOT_YET
+        if min(a.seeds, b.seeds) < 2:
+            return ours, HOLDS_ONE_SEED
+        return ours, HOLDS if gap > spread else WITHIN_SPREAD
+
+
+HOLDS = "holds"
+HOLDS_ONE_SEED = "holds on one seed (no spread to compare with)"
+WITHIN_SPREAD = "the direction holds, within the seed spread"
+NOT_YET = "does not hold at this scale"
+NOT_RUN = "not run at this scale"
+
+
+@dataclass(frozen=True)
+class Claim:
+    text: str
+    source: str  # whose claim: the paper, its official code, a reproduction, our notes
+    theirs: str  # their number, as they state it ("–" for a qualitative claim)
+    check: AtLeast | Beats
+    figure: str  # results/figures/{paper}/{figure}, shown beside the claim
+
+
+def _cae() -> list[Claim]:
+    grayscale = [("2Shapes", "cae_two_shapes", 0.95, "0.999"), ("3Shapes", "cae_three_shapes", 0.8, "0.988"),
+                 ("MNIST&Shape", "cae_mnist_shape", 0.8, "0.950")]
+    claims = [Claim(f"Phases separate the objects of {name}: ARI-FG ≥ {bar}", "official code, third-party run",
+                    theirs, AtLeast(experiment, "ari_fg", bar), f"phase_{experiment}.png")
+              for name, experiment, bar, theirs in grayscale]
+    claims += [Claim(f"On coloured 3Shapes, {pooling} channel pooling separates objects by phase: ARI-FG ≥ 0.5",
+                     "our notes (the RGB extension)", "–", AtLeast(f"cae_rgb_{pooling}", "ari_fg", 0.5),
+                     f"phase_cae_rgb_{pooling}.png")
+               for pooling in ("max", "weighted", "softmax", "hardmax")]
+    return claims
+
+
+def _iodine() -> list[Claim]:
+    main = "iodine_multi_dsprites"
+    claims = [
+        Claim("IODINE segments Multi-dSprites: ARI-FG at least the paper's", "paper (64×64, up to 5 sprites)",
+              "0.767", AtLeast(main, "ari_fg", 0.767), f"slots_{main}.png"),
+        Claim("Iterative refinement improves the segmentation: ARI-FG after the last pass above the first",
+              "paper", "–", Beats((main, f"ari_fg{LAST}"), (main, "ari_fg_t1")), "iterations.png"),
+    ]
+    ablations = [("layer norm on the refinement inputs", "no_layer_norm"), ("ELU over ReLU", "relu"),
+                 ("the additive update over the gated one", "gated"), ("the image-sized inputs", "no_input_encoding")]
+    claims += [Claim(f"{what.capitalize()} matters: lower MSE after the last pass than {main}_{name}",
+                     "a published reproduction", "–",
+                     Beats((main, f"mse{LAST}"), (f"{main}_{name}", f"mse{LAST}"), lower_is_better=True),
+                     "iterations.png")
+               for what, name in ablations]
+    return claims
+
+
+def _maganet() -> list[Claim]:
+    return [
+        Claim("MAGANet reconstructs held-out combinations better than the VAE (to-Range BCE)", "paper", "–",
+              Beats(("maganet_to_range", "bce"), ("vae_to_range", "bce"), lower_is_better=True), "recombination.png"),
+        Claim("MAGANet's to-Range reconstructions stay closer to its to-Element ones (to-Diff)", "paper", "–",
+              Beats(("maganet_to_range", "bce_to_diff"), ("vae_to_range", "bce_to_diff"), lower_is_better=True),
+              "recombination.png"),
+        Claim("The VAE reconstructs the to-Element test set better", "a published reproduction", "–",
+              Beats(("vae_to_element", "bce"), ("maganet_to_element", "bce"), lower_is_better=True),
+              "recombination.png"),
+    ]
+
+
+def _swwae() -> list[Claim]:
+    return [Claim(f"Semi-supervised SWWAE ({pooling} pooling) beats supervised-only with {labels} labels", "paper",
+                  "–", Beats((f"swwae_semi_{pooling}_n{labels}", "error"),
+                             (f"swwae_supervised_{pooling}_n{labels}", "error"), lower_is_better=True),
+                  "error_vs_labels.png")
+            for labels in (100, 1000) for pooling in ("hard", "soft")]
+
+
+CLAIMS = {"cae": _cae(), "iodine": _iodine(), "maganet": _maganet(), "swwae": _swwae()}
+
+
+def figures_of(paper: str) -> list[str]:
+    """File names of the figures the paper's claims show."""
+    return list(dict.fromkeys(claim.figure for claim in CLAIMS.get(paper, [])))
+
+
+def _image(path: Path | None) -> str:
+    if path is None:
+        return "<td>–</td>"
+    data = base64.b64encode(path.read_bytes()).decode()
+    return f'<td><img src="data:image/png;base64,{data}" alt="{escape(path.name)}" style="max-width:420px"></td>'
+
+
+def page(paper: str, table: pd.DataFrame, figures: list[Path], scale: str) -> str:
+    """The claims page: one row per claim — the claim, whose it is, their number, ours, the verdict, the figure."""
+    by_name = {path.name: path for path in figures}
+    rows = []
+    for claim in CLAIMS.get(paper, []):
+        ours, verdict = claim.check.judge(table)
+        rows.append(f"<tr class=\"claim\"><td>{escape(claim.text)}</td><td>{escape(claim.source)}</td>"
+                    f"<td>{escape(claim.theirs)}</td><td>{escape(ours)}</td>"
+                    f"<td class=\"verdict\">{escape(verdict)}</td>{_image(by_name.get(claim.figure))}</tr>")
+    return (f"<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>{paper}: claims</title><style>"
+            "body{font-family:sans-serif}table{border-collapse:collapse}th,td{border:1px solid #bbb;"
+            "padding:4px 8px;vertical-align:top}</style></head><body>"
+            f"<h3>{escape(paper)}: the claims, checked at the {escape(scale)} scale</h3>"
+            "<p>Ours: mean ± std over training seeds, on held-out test images, from models this workflow trained. "
+            "A comparison holds when the gap is larger than the two seed spreads combined.</p>"
+            "<table><thead><tr><th>claim</th><th>whose</th><th>their number</th><th>ours</th>"
+            f"<th>at this scale</th><th>figure</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
+            "</body></html>\n")
