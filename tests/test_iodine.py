@@ -51,7 +51,8 @@ def test_loss_weights_later_iterations_more():
 
 @pytest.mark.parametrize("changes", [{}, {"inputs": ["posterior", "grad_posterior"]}, {"inputs": ["image", "means"]},
                                      {"update": "gated", "activation": "relu", "layer_norm": False},
-                                     {"likelihood": "logistic"}])
+                                     {"likelihood": "logistic"},
+                                     {"kernel_size": 5, "refine_pool": "average", "refine_lstm": False}])
 def test_every_input_set_and_ablation_trains_and_refines(changes):
     config = iodine.Config(**SMALL, **changes)
     torch.manual_seed(0)
@@ -83,10 +84,11 @@ def test_colour_kmeans_baseline_separates_uniform_colour_regions():
 
 
 
-def test_broadcast_decoder_equals_the_conv_over_the_tiled_latent():
+@pytest.mark.parametrize("kernel", [3, 5])
+def test_broadcast_decoder_equals_the_conv_over_the_tiled_latent(kernel):
     """The decoder's first layer is computed without tiling (a speed-up); it must be that conv, value and
     gradient, borders included (non-square, so rows and columns cannot be swapped unnoticed)."""
-    decoder = iodine.BroadcastDecoder(iodine.Config(**SMALL), 3, 6, 9).double()
+    decoder = iodine.BroadcastDecoder(iodine.Config(**SMALL, kernel_size=kernel), 3, 6, 9).double()
     z = torch.randn(5, SMALL["latent"], dtype=torch.double, requires_grad=True)
     tiled = torch.cat([z[:, :, None, None].expand(-1, -1, 6, 9), decoder.grid.double().expand(5, -1, -1, -1)], 1)
     expected = decoder.net[0](tiled)

@@ -274,7 +274,9 @@ def fit(name: str, entry: dict, seed: int, images: loader.ImageSet, run: Run,
     model = module.Model(config, info).to(ctx.device)
     if ctx.rank:
         torch.manual_seed(seed + 7919 * ctx.rank)  # distinct noise per process; rank 0 keeps the serial stream
-    optimizer = torch.optim.AdamW(model.parameters(), lr=settings["lr"], weight_decay=settings["weight_decay"])
+    # beta1 unset means 0.9: the schema fills no default, so adding the option changed no experiment's parameters.
+    optimizer = torch.optim.AdamW(model.parameters(), lr=settings["lr"], weight_decay=settings["weight_decay"],
+                                  betas=(settings.get("beta1", 0.9), 0.999))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, settings))
 
     stamp = fingerprint(entry, seed)

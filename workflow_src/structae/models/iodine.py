@@ -34,6 +34,7 @@ VECTOR_INPUTS = {"posterior": 2, "grad_posterior": 2}  # × latent
 NORMALISED = {"grad_means", "grad_mask", "likelihood", "leave_one_out", "grad_posterior"}  # scale varies by 1e3
 ACTIVATIONS = {"elu": nn.ELU, "relu": nn.ReLU}
 UPDATES = ("additive", "gated")
+POOLS = ("flatten", "average")
 LIKELIHOODS = ("gaussian", "logistic")
 SIGMA_SHIFT = math.log(math.e - 1)  # softplus⁻¹(1): the initial posterior has σ = 1, the prior's
 
@@ -47,7 +48,10 @@ class Config:
     decoder_layers: int = 3  # 3×3 convs before the 1×1 output (release: 4)
     refine_width: int = 32  # channels of the refinement convs (release: 64)
     refine_layers: int = 3  # stride-2 3×3 convs of the refinement network (release: 4)
-    refine_hidden: int = 128  # its MLP and LSTM size (release: 256)
+    refine_hidden: int = 128  # its MLP and LSTM size (release: 256 CLEVR6, 128 Multi-dSprites and Tetrominoes)
+    kernel_size: int = 3  # of the decoder's and the refinement's convs (release: 3 CLEVR6, 5 the others)
+    refine_pool: str = "flatten"  # the refinement convs' map to its MLP: flatten | average (release: average)
+    refine_lstm: bool = True  # the LSTM between MLP and head (release: none on Tetrominoes)
     update: str = "additive"  # additive: λ += Δλ (release); gated: λ = g·λ + (1 − g)·u (reimplementation notes)
     activation: str = "elu"  # elu (release) | relu: the ablation
     layer_norm: bool = True  # layer norm on gradient and likelihood inputs (release); off: the ablation
@@ -66,6 +70,10 @@ class Config:
             raise ValueError(f"update must be one of {', '.join(UPDATES)}")
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}")
+        if self.refine_pool not in POOLS:
+            raise ValueError(f"refine_pool must be one of {', '.join(POOLS)}")
+        if self.kernel_size < 1 or self.kernel_size % 2 == 0:
+            raise ValueError("kernel_size must be odd and positive (same-size convs)")
         if self.likelihood not in LIKELIHOODS:
             raise ValueError(f"likelihood must be one of {', '.join(LIKELIHOODS)}")
         if min(self.slots, self.iterations, self.latent, self.decoder_width, self.decoder_layers,
@@ -87,31 +95,31 @@ class BroadcastDecoder(nn.Module):
     """Spatial broadcast decoder (Watters et al. 2019): z tiled over the image plus coordinates, then
     same-size convs; outputs per-slot means (C channels) and a mask logit.
 
-    Speed: the first conv never sees the tiled input. Over a constant map, a 3×3 conv with zero padding gives,
-    at each pixel, the sum of W_o·z over the kernel offsets that fall inside the image: a (N·O, 9) × (9, H·W)
-    product, 9 instead of 9·(latent + 2) multiply-adds per output; the coordinates' part is the same for every
+    Speed: the first conv never sees the tiled input. Over a constant map, a k×k conv with zero padding gives,
+    at each pixel, the sum of W_o·z over the kernel offsets that fall inside the image: a (N·O, k²) × (k², H·W)
+    product, k² instead of k²·(latent + 2) multiply-adds per output; the coordinates' part is the same for every
     slot and is computed once. Exactly the conv over the tiled input (a test checks it), about 10 % of a step."""
 
     def __init__(self, config: Config, channels: int, height: int, width: int):
         super().__init__()
-        act = ACTIVATIONS[config.activation]
+        act, k = ACTIVATIONS[config.activation], config.kernel_size
         layers, c_in = [], config.latent + 2
         for _ in range(config.decoder_layers):
-            layers += [nn.Conv2d(c_in, config.decoder_width, 3, padding=1), act(inplace=True)]
+            layers += [nn.Conv2d(c_in, config.decoder_width, k, padding=k // 2), act(inplace=True)]
             c_in = config.decoder_width
         self.net = nn.Sequential(*layers, nn.Conv2d(c_in, channels + 1, 1))
         self.register_buffer("grid", coordinate_grid(height, width), persistent=False)
-        # inside[k, p]: whether kernel offset k of pixel p falls inside the image (F.unfold's order of offsets)
-        inside = F.unfold(torch.ones(1, 1, height, width), 3, padding=1)[0]  # (9, H·W)
+        # inside[o, p]: whether kernel offset o of pixel p falls inside the image (F.unfold's order of offsets)
+        inside = F.unfold(torch.ones(1, 1, height, width), k, padding=k // 2)[0]  # (k², H·W)
         self.register_buffer("inside", inside, persistent=False)
 
     def first_layer(self, z: torch.Tensor) -> torch.Tensor:
         """The first conv over [z tiled; coordinates]: (N, latent) -> (N, O, H, W)."""
         conv, (n, latent), (_, height, width) = self.net[0], z.shape, self.grid.shape
-        weight = conv.weight  # (O, latent + 2, 3, 3)
-        per_offset = z @ weight[:, :latent].flatten(2).permute(1, 0, 2).flatten(1)  # (N, O·9): W_o,k·z
-        tiled = (per_offset.view(-1, 9) @ self.inside).view(n, -1, height, width)
-        return tiled + F.conv2d(self.grid[None], weight[:, latent:], conv.bias, padding=1)
+        weight = conv.weight  # (O, latent + 2, k, k)
+        per_offset = z @ weight[:, :latent].flatten(2).permute(1, 0, 2).flatten(1)  # (N, O·k²): W_o,k·z
+        tiled = (per_offset.view(-1, self.inside.shape[0]) @ self.inside).view(n, -1, height, width)
+        return tiled + F.conv2d(self.grid[None], weight[:, latent:], conv.bias, padding=conv.padding)
 
     def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """z (N, latent) -> means (N, C, H, W), mask logits (N, H, W)."""
@@ -120,28 +128,34 @@ class BroadcastDecoder(nn.Module):
 
 
 class RefinementNetwork(nn.Module):
-    """Spatial inputs -> stride-2 convs -> MLP; with the vector inputs -> LSTM -> the update of λ."""
+    """Spatial inputs -> stride-2 convs -> (flattened or averaged over the map) MLP; with the vector inputs ->
+    LSTM (or straight on) -> the update of λ."""
 
     def __init__(self, config: Config, spatial_channels: int, vector_size: int, height: int, width: int):
         super().__init__()
-        act = ACTIVATIONS[config.activation]
+        act, k = ACTIVATIONS[config.activation], config.kernel_size
         layers, c_in, h, w = [], spatial_channels, height, width
         for _ in range(config.refine_layers if spatial_channels else 0):
-            layers += [nn.Conv2d(c_in, config.refine_width, 3, stride=2, padding=1), act(inplace=True)]
+            layers += [nn.Conv2d(c_in, config.refine_width, k, stride=2, padding=k // 2), act(inplace=True)]
             c_in, h, w = config.refine_width, (h + 1) // 2, (w + 1) // 2
         self.convs = nn.Sequential(*layers)
-        self.mlp = nn.Sequential(nn.Flatten(), nn.Linear(c_in * h * w, config.refine_hidden), act()) \
+        pool, features = ((nn.Flatten(), c_in * h * w) if config.refine_pool == "flatten"
+                          else (nn.AdaptiveAvgPool2d(1), c_in))  # average: then flatten the 1×1 map
+        self.mlp = nn.Sequential(pool, nn.Flatten(), nn.Linear(features, config.refine_hidden), act()) \
             if spatial_channels else None
         core_in = (config.refine_hidden if spatial_channels else 0) + vector_size
-        self.core = nn.LSTMCell(core_in, config.refine_hidden)
+        self.core = nn.LSTMCell(core_in, config.refine_hidden) if config.refine_lstm else None
         outputs = 2 * config.latent * (2 if config.update == "gated" else 1)
-        self.head = nn.Linear(config.refine_hidden, outputs)
+        self.head = nn.Linear(config.refine_hidden if config.refine_lstm else core_in, outputs)
 
     def forward(self, spatial, vector, state):
         parts = [] if self.mlp is None else [self.mlp(self.convs(spatial))]
         if vector is not None:
             parts.append(vector)
-        hidden, cell = self.core(torch.cat(parts, 1), state)
+        features = torch.cat(parts, 1)
+        if self.core is None:
+            return self.head(features), None
+        hidden, cell = self.core(features, state)
         return self.head(hidden), (hidden, cell)
 
 

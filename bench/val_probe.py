@@ -1,0 +1,70 @@
+"""A short training probe scored on the validation split: the workflow's own trainer (structae.train) with
+some settings changed, its val_* scores every --validate-every steps against training minutes. Prints a
+table; asserts nothing. The fidelity probes recorded in docs/ (IODINE, CAE) come from these tables; settings
+are chosen here, on val scenes, never on test scenes.
+    python bench/val_probe.py --experiment iodine_multi_dsprites --set model_config.latent=4 --steps 1000
+Needs the experiment's train and val files: `snakemake data/processed/<dataset>/{train,val}.h5`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+from probe import overridden
+
+from bench_common import print_table
+from structae.config import load_config, validate_entry
+from structae.paths import experiment_data
+from structae.train import Run, train
+
+
+def arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--experiment", required=True)
+    parser.add_argument("--config", action="append", help="config files (default: config.yaml)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a setting of the experiment, e.g. train.lr=3e-4 or model_config.latent=4")
+    parser.add_argument("--steps", type=int, help="default: the experiment's train.steps")
+    parser.add_argument("--validate-every", type=int, default=100)
+    parser.add_argument("--validate-images", type=int, default=200)
+    parser.add_argument("--metrics", default="ari_fg,ari,mse", help="val metrics to print, comma-separated")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1)
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = arguments()
+    config = load_config(args.config or ["config.yaml"])
+    entry = overridden(copy.deepcopy(config["experiments"][args.experiment]), args.set)
+    entry["train"].update(steps=args.steps or entry["train"]["steps"], validate_every=args.validate_every,
+                          validate_images=args.validate_images, log_every=args.validate_every,
+                          checkpoint_every=10 ** 9)
+    entry = validate_entry("experiments", args.experiment, entry)
+    config["experiments"][args.experiment] = entry  # with validation on, so that its val file is named
+    data = experiment_data(config, args.experiment)
+    if not data.val or not Path(data.val).is_file():
+        raise SystemExit(f"no val split file for {args.experiment} ({data.val}); make it with snakemake first")
+    torch.set_num_threads(args.threads)
+    start = time.process_time()
+    with tempfile.TemporaryDirectory() as tmp:
+        run = Run(Path(tmp, "model.pt"), Path(tmp, "train_log.csv"), Path(tmp, "resume"))
+        train(args.experiment, entry, args.seed, data, run, threads=args.threads)
+        log = pd.read_csv(run.log_file)
+    cpu_minutes = (time.process_time() - start) / 60
+    wanted = [f"val_{name}" for name in args.metrics.split(",") if f"val_{name}" in log]
+    rows = [(str(int(row.step)), f"{row.train_minutes:.2f}", *(f"{getattr(row, col):.3f}" for col in wanted))
+            for row in log.dropna(subset=wanted[:1]).itertuples()]
+    print(f"{args.experiment} seed {args.seed} with {' '.join(args.set) or 'its settings'} "
+          f"({cpu_minutes:.1f} CPU minutes in all, validation included)")
+    print_table(("step", "train_min", *wanted), rows)
+
+
+if __name__ == "__main__":
+    main()
