@@ -36,6 +36,7 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--metrics", default="ari_fg,ari,mse", help="val metrics to print, comma-separated")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--keep", metavar="DIR", help="keep the trained model and its log in DIR")
     return parser.parse_args()
 
 
@@ -54,7 +55,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     start = time.process_time()
     with tempfile.TemporaryDirectory() as tmp:
-        run = Run(Path(tmp, "model.pt"), Path(tmp, "train_log.csv"), Path(tmp, "resume"))
+        out = Path(args.keep or tmp)
+        out.mkdir(parents=True, exist_ok=True)
+        run = Run(out / "model.pt", out / "train_log.csv", Path(tmp, "resume"))
         train(args.experiment, entry, args.seed, data, run, threads=args.threads)
         log = pd.read_csv(run.log_file)
     cpu_minutes = (time.process_time() - start) / 60
