@@ -225,3 +225,16 @@ def test_download_checks_published_digests_while_no_sha256_is_recorded(tmp_path,
     assert download("dsprites", out, mirror=str(mirror)) == hashlib.sha256(payload).hexdigest()
     assert out.read_bytes() == payload
     assert "published md5, sha1 match" in capsys.readouterr().err
+
+
+def test_multi_dsprites_sprite_scale_grows_sprites_and_leaves_the_default_scenes_alone():
+    from structae.data.sprites import MultiDSpritesOptions, generate_multi_dsprites
+
+    small = {"image_size": 32, "max_objects": 2}
+    default = next(generate_multi_dsprites(MultiDSpritesOptions(**small), 64, 0))
+    same = next(generate_multi_dsprites(MultiDSpritesOptions(**small, sprite_scale=1.0), 64, 0))
+    big = next(generate_multi_dsprites(MultiDSpritesOptions(**small, sprite_scale=2.0), 64, 0))
+    np.testing.assert_array_equal(default["image"], same["image"])
+    assert (big["mask"] > 0).mean() > 2.5 * (default["mask"] > 0).mean()  # about 4× the area, less clipping
+    with pytest.raises(ValueError, match="sprite_scale must be positive and at most 2.26 at image_size 32"):
+        MultiDSpritesOptions(**small, sprite_scale=3.0)

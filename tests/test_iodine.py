@@ -52,7 +52,8 @@ def test_loss_weights_later_iterations_more():
 @pytest.mark.parametrize("changes", [{}, {"inputs": ["posterior", "grad_posterior"]}, {"inputs": ["image", "means"]},
                                      {"update": "gated", "activation": "relu", "layer_norm": False},
                                      {"likelihood": "logistic"},
-                                     {"kernel_size": 5, "refine_pool": "average", "refine_lstm": False}])
+                                     {"kernel_size": 5, "refine_pool": "average", "refine_lstm": False},
+                                     {"initial": "per_slot"}])
 def test_every_input_set_and_ablation_trains_and_refines(changes):
     config = iodine.Config(**SMALL, **changes)
     torch.manual_seed(0)

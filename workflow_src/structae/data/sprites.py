@@ -137,10 +137,17 @@ class MultiDSpritesOptions:
     min_objects: int = 1
     max_objects: int = 5
     image_size: int = IMAGE_SIZE  # smaller canvases (IODINE's embedded config) scale sprites with them
+    sprite_scale: float = 1.0  # sprites' size against the canvas (1: as multi_dsprites)
 
     def __post_init__(self):
         if not 16 <= self.image_size <= IMAGE_SIZE:
             raise ValueError(f"image_size must be in 16..{IMAGE_SIZE}")
+        # The renderer samples a WINDOW-pixel box around each sprite; a rotated scale-1 square reaches √2 radii.
+        largest = self.sprite_scale * SPRITE_RADIUS * self.image_size / IMAGE_SIZE * 2 ** 0.5
+        if not 0 < self.sprite_scale or largest > WINDOW / 2:
+            raise ValueError(f"sprite_scale must be positive and at most "
+                             f"{WINDOW / 2 / (SPRITE_RADIUS * self.image_size / IMAGE_SIZE * 2 ** 0.5):.2f} "
+                             f"at image_size {self.image_size}")
         if self.background not in ("grayscale", "colored"):
             raise ValueError("background must be grayscale or colored")
         if not 1 <= self.min_objects <= self.max_objects <= 5:
@@ -155,7 +162,7 @@ def generate_multi_dsprites(options: MultiDSpritesOptions, n: int, seed: int) ->
         b = min(RENDER_BATCH, n - start)
         counts = rng.integers(options.min_objects, options.max_objects + 1, size=b)
         shape = rng.integers(0, 3, size=(b, k))
-        scale = rng.uniform(0.5, 1.0, size=(b, k))
+        scale = rng.uniform(0.5, 1.0, size=(b, k)) * options.sprite_scale
         angle = rng.uniform(0, 2 * np.pi, size=(b, k))
         pos = rng.uniform(0, 1, size=(b, k, 2))
         color = rng.uniform(0, 1, size=(b, k, 3))

@@ -35,6 +35,7 @@ NORMALISED = {"grad_means", "grad_mask", "likelihood", "leave_one_out", "grad_po
 ACTIVATIONS = {"elu": nn.ELU, "relu": nn.ReLU}
 UPDATES = ("additive", "gated")
 POOLS = ("flatten", "average")
+INITIALS = ("shared", "per_slot")
 LIKELIHOODS = ("gaussian", "logistic")
 SIGMA_SHIFT = math.log(math.e - 1)  # softplus⁻¹(1): the initial posterior has σ = 1, the prior's
 
@@ -60,6 +61,7 @@ class Config:
     sigma: float = 0.1  # global σ of the Gaussian pixel likelihood (paper: 0.1)
     logistic_scale: float = 0.03  # scale of the logistic pixel likelihood (release: 0.03)
     kl_weight: float = 1.0  # β of the KL term
+    initial: str = "shared"  # λ⁰: shared by the slots (the paper) | per_slot (a symmetry-breaking probe)
 
     def __post_init__(self):
         unknown = set(self.inputs) - set(SPATIAL_INPUTS) - set(VECTOR_INPUTS)
@@ -70,6 +72,8 @@ class Config:
             raise ValueError(f"update must be one of {', '.join(UPDATES)}")
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}")
+        if self.initial not in INITIALS:
+            raise ValueError(f"initial must be one of {', '.join(INITIALS)}")
         if self.refine_pool not in POOLS:
             raise ValueError(f"refine_pool must be one of {', '.join(POOLS)}")
         if self.kernel_size < 1 or self.kernel_size % 2 == 0:
@@ -192,8 +196,11 @@ class Model(nn.Module):
         self.decoder = BroadcastDecoder(config, c, info.height, info.width)
         self.refine = RefinementNetwork(config, sum(sizes[n] for n in self.spatial),
                                         2 * config.latent * len(self.vector), info.height, info.width)
-        self.initial = nn.Parameter(torch.cat([torch.zeros(config.latent),
-                                               torch.full((config.latent,), SIGMA_SHIFT)]))
+        initial = torch.cat([torch.zeros(config.latent), torch.full((config.latent,), SIGMA_SHIFT)])
+        if config.initial == "per_slot":  # each slot its own λ⁰, apart from the start: not the paper's IODINE
+            initial = initial.repeat(config.slots, 1)
+            initial[:, :config.latent] = torch.randn(config.slots, config.latent)
+        self.initial = nn.Parameter(initial)
 
     def _decode(self, lam: torch.Tensor, image: torch.Tensor, generator: torch.Generator | None = None) -> dict:
         """One decoding of posterior λ (B, K, 2L): means, masks, the loss terms per image. Noise comes from
@@ -253,7 +260,7 @@ class Model(nn.Module):
         are reproducible, and in training from torch's stream."""
         image = batch["image"]  # (B, C, H, W) in [0, 1]
         config, b = self.config, image.shape[0]
-        lam = self.initial.expand(b, config.slots, -1)
+        lam = self.initial.expand(b, config.slots, -1)  # (2L,) shared or (K, 2L) per slot
         state = None
         if generator is None and not self.training:
             generator = torch.Generator(image.device).manual_seed(0)
