@@ -132,3 +132,21 @@ def test_a_missing_remote_is_one_line_naming_it_and_how_to_set_it(tiny_done, tmp
     run(fresh, "env", f"STRUCTAE_DVC_REMOTE={remote}", "structae", "share", "pull")  # the variable sets it
     assert (fresh / "results/checkpoints/tiny_two_shapes/seed1/model.pt").is_file()
     assert str(remote) in run(fresh, "dvc", "remote", "list")
+
+
+def test_restore_skips_a_file_whose_size_is_not_the_pushed_ones(tmp_path):
+    """A pull that did not overwrite local work leaves a file of another size: it keeps its own time."""
+    for name in ("a", "b"):
+        path = tmp_path / "results/metrics" / f"{name}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("{}")
+        os.utime(path, ns=(10**18, 10**18))
+    share.snapshot(tmp_path)
+    changed = tmp_path / "results/metrics/b.json"
+    changed.write_text('{"local": "work"}')
+    for name in ("a", "b"):
+        os.utime(tmp_path / "results/metrics" / f"{name}.json", ns=(2 * 10**18, 2 * 10**18))
+    assert share.restore(tmp_path) == 1
+    assert (tmp_path / "results/metrics/a.json").stat().st_mtime_ns == 10**18
+    assert changed.stat().st_mtime_ns == 2 * 10**18
+    assert share.restore_if_pulled(tmp_path) is None  # this snapshot is already restored
