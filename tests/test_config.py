@@ -31,6 +31,10 @@ def test_embedded_and_paper_configs_are_valid():
     changed = {name for name, entry in longer["experiments"].items() if entry != config["experiments"][name]}
     assert changed == {"cae_mnist_shape", "cae_rgb_max", "cae_rgb_weighted", "cae_rgb_softmax", "cae_rgb_hardmax"}
     assert all(longer["experiments"][name]["train"]["steps"] >= 5000 for name in changed)
+    longer = load_config([REPO / "config.yaml", REPO / "config/iodine_long.yaml"])
+    changed = {name for name, entry in longer["experiments"].items() if entry != config["experiments"][name]}
+    assert changed == {"iodine_multi_dsprites"}
+    assert longer["experiments"]["iodine_multi_dsprites"]["train"]["steps"] > 10000
 
 
 @pytest.mark.parametrize("mutate, expected", [
