@@ -17,6 +17,7 @@ def test_each_scale_names_files_that_exist():
         scales.files("huge")
 
 
+@pytest.mark.slow
 def test_the_tiny_scale_plans_only_the_tiny_config(workflow_dir):
     tiny, embedded = jobs(snakemake(workflow_dir, "-n", "all")), jobs(snakemake(workflow_dir, "-n", "all", scale=None))
     assert tiny["train"] < 20 < embedded["train"]  # not the tiny config merged into config.yaml
@@ -36,5 +37,6 @@ def test_a_scale_refuses_to_overwrite_another_scales_outputs(workflow_dir):
     assert snakemake(workflow_dir, "-n", "all", scale="embedded").returncode == 0
 
 
+@pytest.mark.slow
 def test_a_run_records_its_scale(tiny_run):
     assert (tiny_run / scales.SCALE_RECORD).read_text() == "tiny\n"
