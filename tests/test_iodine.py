@@ -98,3 +98,9 @@ def test_broadcast_decoder_equals_the_conv_over_the_tiled_latent(kernel):
     grad_fast, = torch.autograd.grad(result.square().sum(), z)
     grad_tiled, = torch.autograd.grad(expected.square().sum(), z)
     torch.testing.assert_close(grad_fast, grad_tiled)
+
+
+def test_one_slot_without_others_is_refused_with_the_leave_one_out_input():
+    with pytest.raises(ValueError, match="leave_one_out input needs 2 or more slots"):
+        iodine.Config(slots=1)
+    iodine.Config(slots=1, inputs=("image", "means", "mask", "grad_means", "posterior", "grad_posterior"))

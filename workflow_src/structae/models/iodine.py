@@ -72,6 +72,9 @@ class Config:
             raise ValueError(f"update must be one of {', '.join(UPDATES)}")
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}")
+        if self.slots == 1 and "leave_one_out" in self.inputs:
+            raise ValueError("the leave_one_out input needs 2 or more slots (with one there is no other slot); "
+                             "remove it from inputs or raise slots")
         if self.initial not in INITIALS:
             raise ValueError(f"initial must be one of {', '.join(INITIALS)}")
         if self.refine_pool not in POOLS:
