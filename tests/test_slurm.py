@@ -124,14 +124,15 @@ def test_a_training_job_requeues_itself_at_its_time_limit_and_resumes(slurm_clus
     """USR1 (SLURM's time-limit warning) to a running training job: the trainer saves, requeues its own job,
     and the same job resumes and finishes, with no retry to spend (the test profile has retries: 0)."""
     config = yaml.safe_load((workflow_dir / TINY).read_text())
-    config["experiments"]["tiny_two_shapes"]["train"].update(steps=4000, checkpoint_every=1000)
+    config["experiments"]["tiny_two_shapes"]["train"].update(steps=1500, checkpoint_every=500)
     (workflow_dir / TINY).write_text(yaml.safe_dump(config, sort_keys=False))
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     train_log = workflow_dir / "logs/train/tiny_two_shapes/seed0.log"
     signalled = []
 
-    def time_limit_warning_once_training_runs():
-        if not signalled and "it/s" in (train_log.read_text() if train_log.exists() else ""):
+    def time_limit_warning_once_training_runs():  # once some steps are done, so that the resume shows
+        done = re.findall(r"(\d+)/1500 \[", train_log.read_text() if train_log.exists() else "")
+        if not signalled and done and int(done[-1]) >= 100:
             job = subprocess.run(["squeue", "-h", "-t", "R", "-o", "%i"], capture_output=True, text=True).stdout.split()
             subprocess.run(["scancel", "--signal", "USR1", job[0]], check=True)
             signalled.append(job[0])
@@ -142,7 +143,8 @@ def test_a_training_job_requeues_itself_at_its_time_limit_and_resumes(slurm_clus
     assert signalled and returncode == 0, output[-3000:]
     shown = subprocess.run(["scontrol", "show", "job", signalled[0]], capture_output=True, text=True).stdout
     assert "Restarts=1" in shown and "JobState=COMPLETED" in shown, shown
-    assert "resuming from step" in train_log.read_text()
+    resumed = re.search(r"resuming from step (\d+)", train_log.read_text())
+    assert resumed and int(resumed[1]) >= 100  # the second start went on from the first one's saved state
 
 
 def test_the_no_accounting_profile_is_the_slurm_profile_plus_three_settings():

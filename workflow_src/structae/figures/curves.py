@@ -44,11 +44,18 @@ def validation_curves(logs: list[str | Path], out: str | Path, title: str = "val
     _panels(frame, scores, "train_minutes", "training minutes", title, out)
 
 
+MAX_COLUMNS = 5  # panels per row: IODINE's per-iteration scores would make one row unreadably wide
+
+
 def _panels(frame: pd.DataFrame, columns: list[str], x: str, xlabel: str, title: str, out) -> None:
     """One panel per column against `x`: a line per experiment, the mean over its seeds, the band their range
     (seeds are matched by step; against minutes a step sits at its seeds' mean time)."""
-    fig, axes = plt.subplots(1, len(columns), figsize=(4.2 * len(columns), 3.4), squeeze=False)
-    for ax, column in zip(axes[0], columns, strict=True):
+    cols = min(len(columns), MAX_COLUMNS)
+    rows = -(-len(columns) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows), squeeze=False, layout="constrained")
+    for ax in axes.flat[len(columns):]:
+        ax.set_visible(False)
+    for ax, column in zip(axes.flat[:len(columns)], columns, strict=True):
         for experiment, runs in frame.groupby("experiment", sort=False):
             by_step = runs.groupby("step")
             xs, values = by_step[x].mean(), by_step[column]
@@ -57,7 +64,7 @@ def _panels(frame: pd.DataFrame, columns: list[str], x: str, xlabel: str, title:
         ax.set(title=column.removeprefix(VALIDATION_PREFIX), xlabel=xlabel)
         ax.grid(alpha=0.3)
     axes[0, 0].legend(fontsize=7)
-    fig.suptitle(title, y=1.04)  # above the panels' own titles
+    fig.suptitle(title)
     save(fig, out)
 
 
