@@ -8,6 +8,7 @@ Needs the experiment's data: `snakemake <its processed split> [<its split index>
 from __future__ import annotations
 
 import argparse
+import copy
 import time
 
 import torch
@@ -24,16 +25,31 @@ from structae.train import lr_factor
 PROBE_IMAGES = 1000  # training images the terms are measured on, the same at every evaluation
 
 
-def arguments() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def probe_parser(description: str) -> argparse.ArgumentParser:
+    """The options every probe script shares: which experiment, its config, the settings changed, the budget."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--experiment", required=True)
     parser.add_argument("--config", action="append", help="config files (default: config.yaml)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a setting of the experiment, e.g. train.lr=3e-3 or model_config.latent=16")
     parser.add_argument("--steps", type=int, help="default: the experiment's train.steps")
-    parser.add_argument("--eval-every", type=int, default=100)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
+    return parser
+
+
+def probed(args: argparse.Namespace) -> tuple[dict, dict]:
+    """The config and the probed experiment's entry with the --set changes, also put back into the config (so
+    that a changed dataset is the one experiment_data names)."""
+    config = load_config(args.config or ["config.yaml"])
+    entry = overridden(copy.deepcopy(config["experiments"][args.experiment]), args.set)
+    config["experiments"][args.experiment] = entry
+    return config, entry
+
+
+def arguments() -> argparse.Namespace:
+    parser = probe_parser(__doc__.splitlines()[0])
+    parser.add_argument("--eval-every", type=int, default=100)
     return parser.parse_args()
 
 
@@ -59,8 +75,7 @@ def terms(module, model, batch, config) -> dict[str, float]:
 def main() -> None:
     args = arguments()
     torch.set_num_threads(args.threads)
-    config = load_config(args.config or ["config.yaml"])
-    entry = overridden(config["experiments"][args.experiment], args.set)
+    config, entry = probed(args)
     settings = {**entry["train"], "steps": args.steps or entry["train"]["steps"]}
     data = experiment_data(config, args.experiment)
     images = loader.load(data.train, data.split, "train")

@@ -9,41 +9,32 @@ Needs the experiment's train and val files: `snakemake data/processed/<dataset>/
 from __future__ import annotations
 
 import argparse
-import copy
 import tempfile
 import time
 from pathlib import Path
 
 import pandas as pd
 import torch
-from probe import overridden
+from probe import probe_parser, probed
 
 from bench_common import print_table
-from structae.config import load_config, validate_entry
+from structae.config import validate_entry
 from structae.paths import experiment_data
 from structae.train import Run, train
 
 
 def arguments() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--experiment", required=True)
-    parser.add_argument("--config", action="append", help="config files (default: config.yaml)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a setting of the experiment, e.g. train.lr=3e-4 or model_config.latent=4")
-    parser.add_argument("--steps", type=int, help="default: the experiment's train.steps")
+    parser = probe_parser(__doc__.splitlines()[0])
     parser.add_argument("--validate-every", type=int, default=100)
     parser.add_argument("--validate-images", type=int, default=200)
     parser.add_argument("--metrics", default="ari_fg,ari,mse", help="val metrics to print, comma-separated")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--keep", metavar="DIR", help="keep the trained model and its log in DIR")
     return parser.parse_args()
 
 
 def main() -> None:
     args = arguments()
-    config = load_config(args.config or ["config.yaml"])
-    entry = overridden(copy.deepcopy(config["experiments"][args.experiment]), args.set)
+    config, entry = probed(args)
     entry["train"].update(steps=args.steps or entry["train"]["steps"], validate_every=args.validate_every,
                           validate_images=args.validate_images, log_every=args.validate_every,
                           checkpoint_every=10 ** 9)
