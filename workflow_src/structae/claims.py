@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from structae.tables import mean_std
+from structae.tables import html_page, mean_std
 
 LAST = "_tlast"  # a metric suffix meaning "after the last refinement pass" (IODINE's ari_fg_t1 … ari_fg_tT)
 
@@ -171,12 +171,10 @@ def page(paper: str, table: pd.DataFrame, figures: list[Path], scale: str) -> st
         rows.append(f"<tr class=\"claim\"><td>{escape(claim.text)}</td><td>{escape(claim.source)}</td>"
                     f"<td>{escape(claim.theirs)}</td><td>{escape(ours)}</td>"
                     f"<td class=\"verdict\">{escape(verdict)}</td>{_image(by_name.get(claim.figure))}</tr>")
-    return (f"<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>{paper}: claims</title><style>"
-            "body{font-family:sans-serif}table{border-collapse:collapse}th,td{border:1px solid #bbb;"
-            "padding:4px 8px;vertical-align:top}</style></head><body>"
-            f"<h3>{escape(paper)}: the claims, checked at the {escape(scale)} scale</h3>"
-            "<p>Ours: mean ± std over training seeds, on held-out test images, from models this workflow trained. "
-            "A comparison holds when the gap is larger than the two seed spreads combined.</p>"
-            "<table><thead><tr><th>claim</th><th>whose</th><th>their number</th><th>ours</th>"
-            f"<th>at this scale</th><th>figure</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
-            "</body></html>\n")
+    return html_page(
+        f"{paper}: the claims, checked at the {scale} scale",
+        "<p>Ours: mean ± std over training seeds, on held-out test images, from models this workflow trained. "
+        "A comparison holds when the gap is larger than the two seed spreads combined.</p>"
+        "<table><thead><tr><th>claim</th><th>whose</th><th>their number</th><th>ours</th>"
+        f"<th>at this scale</th><th>figure</th></tr></thead><tbody>{''.join(rows)}</tbody></table>",
+        "th,td{padding:4px 8px;vertical-align:top}")

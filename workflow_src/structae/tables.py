@@ -76,11 +76,17 @@ def html(frame: pd.DataFrame, title: str) -> str:
     header, rows = _grid(frame)
     head = "".join(f"<th>{escape(cell)}</th>" for cell in header)
     body = "".join("<tr>" + "".join(f"<td>{escape(cell)}</td>" for cell in row) + "</tr>" for row in rows)
+    return html_page(title, f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+                            "<p>mean ± std over training seeds, on held-out test images</p>",
+                     "th,td{padding:3px 8px;text-align:right}td:first-child,th:first-child{text-align:left}")
+
+
+def html_page(title: str, body: str, style: str = "") -> str:
+    """A standalone HTML page (as the report shows tables and claims) with `title` as its heading; `body` is
+    HTML already, `style` CSS beyond the shared table look."""
     return (f"<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>{escape(title)}</title><style>"
-            "body{font-family:sans-serif}table{border-collapse:collapse}th,td{border:1px solid #bbb;"
-            "padding:3px 8px;text-align:right}td:first-child,th:first-child{text-align:left}</style></head>"
-            f"<body><h3>{escape(title)}</h3><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-            "<p>mean ± std over training seeds, on held-out test images</p></body></html>\n")
+            f"body{{font-family:sans-serif}}table{{border-collapse:collapse}}th,td{{border:1px solid #bbb}}{style}"
+            f"</style></head><body><h3>{escape(title)}</h3>{body}</body></html>\n")
 
 
 def read_tidy(path: str | Path) -> pd.DataFrame:
