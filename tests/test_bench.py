@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 SCRIPT = f"""
 import sys, time
@@ -55,3 +57,23 @@ def test_cae_threads_reports_one_threaded_job_against_parallel_jobs():
     assert result.returncode == 0, result.stderr
     row = result.stdout.splitlines()[-1].split()
     assert row[0] == "4" and all(float(cell.rstrip("×")) > 0 for cell in row[1:])
+
+
+
+@pytest.mark.parametrize("decoder", ["broadcast", "deconv"])
+def test_iodine_decoder_probe_prints_val_mse_beside_the_background_floor(tmp_path, decoder):
+    """bench/iodine_decoder.py on a few generated scenes: one row per --eval-every steps, and the floor."""
+    small = tmp_path / "small.yaml"
+    small.write_text("datasets:\n  multi_dsprites_small:\n    sizes: {train: 16, val: 4, test: 4}\n")
+    configs = ["--config", str(BENCH.parent / "config.yaml"), "--config", str(small)]
+    for split in ("train", "val"):
+        subprocess.run([sys.executable, "-m", "structae.cli", *configs, "data", "make", "--dataset",
+                        "multi_dsprites_small", "--split", split, "--out",
+                        f"data/processed/multi_dsprites_small/{split}.h5"], check=True, cwd=tmp_path, timeout=120)
+    result = subprocess.run([sys.executable, str(BENCH / "iodine_decoder.py"), *configs, "--experiment",
+                             "iodine_multi_dsprites", "--steps", "4", "--eval-every", "2", "--decoder", decoder],
+                            capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert decoder in lines[0] and float(lines[0].rsplit(" ", 1)[1]) > 0  # the background-only MSE
+    assert [line.split()[0] for line in lines[-2:]] == ["2", "4"]
