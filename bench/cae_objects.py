@@ -29,6 +29,7 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--output-bias", type=float, default=0.0, help="initial bias of the 1×1 output conv")
     return parser.parse_args()
 
 
@@ -40,6 +41,8 @@ def main() -> None:
     val = ImageSet.read(f"data/processed/{args.dataset}/val.h5").batch(torch.arange(200))
     config = cae.Config()
     model = cae.Model(config, train.info())
+    with torch.no_grad():
+        model.output.bias.fill_(args.output_bias)
     optimizer = torch.optim.Adam(model.parameters(), args.lr)
     schedule = {"warmup_steps": args.warmup, "steps": 10**9, "schedule": "constant"}
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, schedule))

@@ -122,3 +122,15 @@ def test_forward_shapes_and_grayscale_reads_magnitude_only():
     assert outputs["phase"].shape == outputs["magnitude"].shape == (4, 32, 32)
     with pytest.raises(ValueError, match="divisible by 8"):
         cae.Model(cae.Config(), DataInfo(1, 28, 28, 4, 1, ()))
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_output_bias_starts_every_pixel_at_its_sigmoid_where_magnitudes_vanish(channels):
+    """output_bias is the 1×1 output conv's initial bias: a pixel whose output magnitude is 0 reconstructs
+    as sigmoid(output_bias); the default 0 is the official code's 0.5."""
+    info = DataInfo(channels=channels, height=8, width=8, n_images=2, max_objects=1, factors=())
+    for bias in (0.0, -4.0):
+        model = cae.Model(cae.Config(hidden=2, linear=4, output_bias=bias), info)
+        aligned = torch.zeros(2, channels, 8, 8)
+        expected = torch.full_like(aligned, torch.sigmoid(torch.tensor(bias)).item())
+        torch.testing.assert_close(torch.sigmoid(model.output(aligned)), expected)

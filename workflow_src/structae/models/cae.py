@@ -44,6 +44,9 @@ class Config:
     linear: int = 64  # size of the complex bottleneck (official: 64)
     pooling: str = "max"  # RGB channel pooling, one of POOLINGS; irrelevant for one channel
     softmax_temperature: float = 1.0  # τ of softmax and hardmax pooling
+    # Initial bias of the 1×1 output conv (official: 0). The output is sigmoid(w·|z| + b) with |z| ≥ 0, so a
+    # black background needs b near −4; from 0, Adam takes thousands of steps to get there (docs/cae.md).
+    output_bias: float = 0.0
 
     def __post_init__(self):
         if self.pooling not in POOLINGS:
@@ -155,12 +158,12 @@ class Model(nn.Module):
         self.decoder_linear = linear(config.linear, flat)
         self.decoder = nn.Sequential(upconv(2 * h, 2 * h), conv(2 * h, 2 * h, 1), upconv(2 * h, h), conv(h, h, 1),
                                      upconv(h, channels))
-        # 1×1 conv on the aligned magnitudes, starting as the identity (the official weight 1, bias 0 for
-        # one channel; for RGB the identity keeps each colour its own rather than summing all three).
+        # 1×1 conv on the aligned magnitudes, starting as the identity (the official weight 1 for one channel;
+        # for RGB the identity keeps each colour its own rather than summing all three) with bias output_bias.
         self.output = nn.Conv2d(channels, channels, 1)
         with torch.no_grad():
             self.output.weight.copy_(torch.eye(channels)[:, :, None, None])
-            self.output.bias.zero_()
+            self.output.bias.fill_(config.output_bias)
         self.to(memory_format=torch.channels_last)
 
     def forward(self, batch: dict) -> dict:
