@@ -37,6 +37,16 @@ def test_embedded_and_paper_configs_are_valid():
     assert longer["experiments"]["iodine_multi_dsprites"]["train"]["steps"] > 10000
 
 
+def test_paper_scale_cae_keeps_the_official_output_initialisation():
+    """The embedded 2Shapes starts its output bias at -4; paper-scale files are merged over config.yaml key by
+    key, so without its own value a paper-scale CAE would inherit that and not be the official model."""
+    embedded = load_config([REPO / "config.yaml"])["experiments"]
+    assert embedded["cae_two_shapes"]["model_config"]["output_bias"] == -4
+    paper = load_config([REPO / "config.yaml", REPO / "config/paper.yaml"])["experiments"]
+    cae = {name: entry for name, entry in paper.items() if entry["model"] == "cae"}
+    assert cae and all(entry["model_config"].get("output_bias", 0) == 0 for entry in cae.values())
+
+
 @pytest.mark.parametrize("mutate, expected", [
     (lambda c: c["datasets"]["two_shapes"].update(sizez={}), "datasets.two_shapes.sizez: unknown key; allowed here:"),
     (lambda c: c["datasets"]["two_shapes"]["sizes"].update(train=-5),
