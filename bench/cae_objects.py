@@ -3,7 +3,7 @@ object label's pixels of 200 val images (targets 0 and 1 on the grayscale sets),
 how the 2Shapes stall was found (docs/cae.md): squares drawn, triangles rendered as background. Prints one
 row per check; asserts nothing.
     python bench/cae_objects.py [--dataset two_shapes] [--steps 4500] [--batch 16] [--lr 3e-3] [--warmup 100]
-                                [--seed 0]
+                                [--seed 0] [--output-bias 0]
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--output-bias", type=float, default=0.0, help="initial bias of the 1×1 output conv")
+    parser.add_argument("--output-bias", type=float, default=0.0, help="the output conv's initial bias")
     return parser.parse_args()
 
 
@@ -39,10 +39,8 @@ def main() -> None:
     torch.manual_seed(args.seed)
     train = ImageSet.read(f"data/processed/{args.dataset}/train.h5")
     val = ImageSet.read(f"data/processed/{args.dataset}/val.h5").batch(torch.arange(200))
-    config = cae.Config()
+    config = cae.Config(output_bias=args.output_bias)
     model = cae.Model(config, train.info())
-    with torch.no_grad():
-        model.output.bias.fill_(args.output_bias)
     optimizer = torch.optim.Adam(model.parameters(), args.lr)
     schedule = {"warmup_steps": args.warmup, "steps": 10**9, "schedule": "constant"}
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, schedule))
