@@ -1,9 +1,10 @@
 """Does IODINE's decoder learn the scenes when no iterative inference is involved? One slot, decoded by the
 experiment's own spatial broadcast decoder (or, for comparison, a transposed-conv decoder), with a plain
 amortized encoder in place of the refinement network (its conv widths and MLP size): a VAE with IODINE's
-Gaussian pixel likelihood, KL weight, optimiser and gradient clipping. Prints the val MSE of the
-posterior-mean reconstruction every --eval-every steps beside the MSE of drawing only each scene's background,
-the floor every IODINE probe in docs/iodine.md ended on. Asserts nothing.
+pixel likelihood (`iodine.pixel_log_likelihood`, so the experiment's likelihood setting holds), KL weight,
+optimiser and gradient clipping. Prints the val MSE of the posterior-mean reconstruction every --eval-every
+steps beside the MSE of drawing only each scene's background, the floor every IODINE probe in docs/iodine.md
+ended on. Asserts nothing.
     python bench/iodine_decoder.py --experiment iodine_multi_dsprites --steps 1500
 Needs the experiment's train and val files: `snakemake data/processed/<dataset>/{train,val}.h5`.
 """
@@ -89,7 +90,7 @@ def main() -> None:
         mu, raw_sigma = encode(image).chunk(2, 1)
         sigma = F.softplus(raw_sigma + iodine.SIGMA_SHIFT) + 1e-4
         means = decode(mu + sigma * torch.randn_like(mu))
-        nll = (0.5 * ((image - means) / model_config.sigma) ** 2).flatten(1).sum(1)
+        nll = -iodine.pixel_log_likelihood(image[:, None], means[:, None], model_config).flatten(1).sum(1)
         kl = iodine.gaussian_kl(mu, sigma).sum(1)
         loss = (nll + model_config.kl_weight * kl).mean() / image[0, 0].numel()
         optimiser.zero_grad()
