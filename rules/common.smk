@@ -36,6 +36,8 @@ SAFE_NAME = names.PATTERN  # every wildcard's constraint unless a rule narrows i
 GENERATED = _choice(d for d, spec in DATASETS.items() if not sources_of(spec))
 CONVERTED = _choice(d for d, spec in DATASETS.items() if sources_of(spec))
 EXPERIMENT = _choice(EXPERIMENTS)
+FRESH_TESTED = {name for name, exp in EXPERIMENTS.items() if exp["evaluate"]["fresh_test_seed"] is not None}
+FRESH_EXPERIMENT = _choice(FRESH_TESTED)  # experiments also scored on a fresh test split
 MODEL_FIGURE = _choice(figures.model_figure_names())
 UMAP_FACTOR = _choice(FACTORS)
 METRICS_FIGURE = _choice(name for name, figure in FIGURES.items() if figure.paper and "metrics" in figure.options())
@@ -161,6 +163,19 @@ def experiments_of(paper):
 
 def metrics_of(wildcards):
     return [paths.metrics(name) for name in experiments_of(wildcards.paper)]
+
+
+def fresh_evaluate_inputs(wildcards):
+    """The experiment's checkpoints and its dataset's test split drawn with evaluate.fresh_test_seed."""
+    entry = EXPERIMENTS[wildcards.experiment]
+    seed = entry["evaluate"]["fresh_test_seed"]
+    return {"data": paths.fresh_test(entry["dataset"], seed), "checkpoints": checkpoints_of(wildcards.experiment)}
+
+
+def table_metrics_of(wildcards):
+    """A paper's metrics files: every experiment's, and its fresh test split's where it has one."""
+    fresh = [paths.fresh_metrics(name) for name in experiments_of(wildcards.paper) if name in FRESH_TESTED]
+    return metrics_of(wildcards) + fresh
 
 
 def train_logs_of(wildcards):

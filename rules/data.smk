@@ -42,6 +42,24 @@ rule generate_dataset:
         "--spec {params.spec:q} > {log:q} 2>&1"
 
 
+rule generate_fresh_test:
+    """Generate a scene generator's test split anew with another seed (evaluate.fresh_test_seed)."""
+    output:
+        "data/fresh/{dataset}/test_seed{seed}.h5",
+    log:
+        "logs/generate_fresh_test/{dataset}/test_seed{seed}.log",
+    wildcard_constraints:
+        dataset=GENERATED,
+        seed=r"\d+",
+    conda:
+        "../envs/structae.yaml"
+    params:
+        spec=dataset_spec,
+    shell:
+        "exec structae data make --dataset {wildcards.dataset:q} --split test --seed {wildcards.seed:q} "
+        "--out {output:q} --spec {params.spec:q} > {log:q} 2>&1"
+
+
 rule convert_dataset:
     """Convert one split of downloaded sources (TFRecord, npz, idx) into HDF5."""
     input:

@@ -30,10 +30,30 @@ rule evaluate:
         "{params.split:q} --checkpoints {input.checkpoints:q} {params.reference:q} --out {output:q} > {log:q} 2>&1"
 
 
+rule evaluate_fresh:
+    """Score every seed's checkpoint on the test split generated anew with evaluate.fresh_test_seed."""
+    input:
+        unpack(fresh_evaluate_inputs),
+    output:
+        "results/metrics/fresh/{experiment}.json",
+    log:
+        "logs/evaluate_fresh/{experiment}.log",
+    wildcard_constraints:
+        experiment=FRESH_EXPERIMENT,
+    conda:
+        "../envs/structae.yaml"
+    params:
+        spec=experiment_spec,
+        seed=lambda wildcards: EXPERIMENTS[wildcards.experiment]["evaluate"]["fresh_test_seed"],
+    shell:
+        "exec structae evaluate --experiment {wildcards.experiment:q} --spec {params.spec:q} --data {input.data:q} "
+        "--fresh-seed {params.seed:q} --checkpoints {input.checkpoints:q} --out {output:q} > {log:q} 2>&1"
+
+
 rule table_metrics:
     """Collect a paper's metrics into a tidy CSV, a markdown table and the same table in HTML for the report."""
     input:
-        metrics_of,
+        table_metrics_of,
     output:
         csv="results/tables/{paper}.csv",
         markdown="results/tables/{paper}.md",

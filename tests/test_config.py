@@ -4,6 +4,8 @@ import json
 import subprocess
 import sys
 
+import h5py
+import numpy as np
 import pytest
 import yaml
 
@@ -35,6 +37,24 @@ def test_embedded_and_paper_configs_are_valid():
     changed = {name for name, entry in longer["experiments"].items() if entry != config["experiments"][name]}
     assert changed == {"iodine_multi_dsprites"}
     assert longer["experiments"]["iodine_multi_dsprites"]["train"]["steps"] > 10000
+
+
+def test_the_package_schema_is_the_documented_one():
+    """The package reads its own copy of the schema (it must work without the workflow's files); the copy the
+    docs point at, under rules/, must say the same."""
+    assert (REPO / "rules/schemas/config.schema.yaml").read_text() == \
+        (REPO / "workflow_src/structae/schemas/config.schema.yaml").read_text()
+
+
+def test_fresh_test_splits_only_where_a_generator_can_redraw_them():
+    """Embedded: the grayscale CAE sets and IODINE's main run are checked on scenes of generator seed 1; paper
+    scale keeps that for the generated CAE sets and drops it for the downloaded Multi-dSprites."""
+    fresh = {name for name, entry in load_config([REPO / "config.yaml"])["experiments"].items()
+             if entry["evaluate"]["fresh_test_seed"] is not None}
+    assert fresh == {"cae_two_shapes", "cae_three_shapes", "cae_mnist_shape", "iodine_multi_dsprites"}
+    paper = load_config([REPO / "config.yaml", REPO / "config/paper.yaml"])["experiments"]
+    assert {name for name in fresh if paper[name]["evaluate"]["fresh_test_seed"] is not None} == fresh - {
+        "iodine_multi_dsprites"}
 
 
 def test_paper_scale_cae_keeps_the_official_output_initialisation():
@@ -72,6 +92,13 @@ def test_paper_scale_cae_keeps_the_official_output_initialisation():
      "validate_every needs a val split of dataset 'mnist'"),
     (lambda c: c["experiments"]["cae_two_shapes"]["train"].update(validate_every=75),
      "experiments.cae_two_shapes.train.validate_every 75 is not a multiple of log_every 50"),
+    (lambda c: c["experiments"]["swwae_semi_hard_n100"]["evaluate"].update(fresh_test_seed=1),
+     "experiments.swwae_semi_hard_n100.evaluate.fresh_test_seed: dataset 'mnist' (mnist_subset) is not a scene "
+     "generator"),
+    (lambda c: c["experiments"]["cae_two_shapes"]["evaluate"].update(fresh_test_seed=0),
+     "fresh_test_seed: 0 is the seed of dataset 'two_shapes' itself, so its test split would be the same scenes"),
+    (lambda c: c["experiments"]["cae_two_shapes"]["evaluate"].update(fresh_test_seed=-1),
+     "fresh_test_seed: -1 is out of range; it must be >= 0"),
 ])
 def test_mistakes_are_one_line_naming_the_key(tmp_path, mutate, expected):
     path = _write(tmp_path, mutate)
@@ -132,7 +159,7 @@ def test_workflow_stops_on_a_bad_config_with_one_line(workflow_dir):
      "experiments entry name 'Bad-Name' is not allowed; use lower_snake_case"),
     (lambda c: c["datasets"]["two_shapes"]["sizes"].update({"../up": 5}), "name '../up' is not allowed"),
     (lambda c: c["experiments"]["cae_two_shapes"]["model_config"].update(blob=["x" * 1000] * 100),
-     "experiments.cae_two_shapes: 100,"),
+     "experiments.cae_two_shapes: 10"),  # 100 × 1,000 characters and the entry
 ])
 def test_bad_values_are_one_line_naming_the_key(tmp_path, mutate, expected):
     test_mistakes_are_one_line_naming_the_key(tmp_path, mutate, expected)
@@ -184,3 +211,22 @@ def test_workflow_refuses_unsafe_config_yaml_before_snakemake_reads_it(workflow_
     lines = [line for line in result.stderr.splitlines() if "structae" in line]
     assert result.returncode != 0 and len(lines) == 1 and expected in lines[0], result.stderr[-2000:]
     assert "Traceback" not in result.stderr and not owned.exists()
+
+
+def test_cli_draws_a_fresh_test_split_only_from_a_scene_generator(tmp_path, capsys):
+    path = _write(tmp_path, lambda c: c["datasets"]["two_shapes"]["sizes"].update(test=8))
+    made = {}
+    for seed in (None, 1):
+        made[seed] = tmp_path / f"test_{seed}.h5"
+        seed_option = [] if seed is None else ["--seed", str(seed)]
+        assert main(["--config", str(path), "data", "make", "--dataset", "two_shapes", "--split", "test",
+                     *seed_option, "--out", str(made[seed])]) == 0
+    with h5py.File(made[None]) as own, h5py.File(made[1]) as fresh:
+        assert own["image"].shape == fresh["image"].shape and not np.array_equal(own["image"][:], fresh["image"][:])
+    capsys.readouterr()
+    out = tmp_path / "mnist.h5"
+    code = main(["--config", str(path), "data", "make", "--dataset", "mnist", "--split", "test", "--seed", "1",
+                 "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "dataset 'mnist' (mnist_subset) is not a scene generator" in err
+    assert not out.exists()

@@ -8,9 +8,9 @@ import pandas as pd
 from structae import tables
 
 
-def _metrics(path, experiment, seeds, reported=None):
+def _metrics(path, experiment, seeds, reported=None, fresh_test_seed=None):
     result = {"experiment": experiment, "paper": "iodine", "model": "iodine", "dataset": "d", "split": None,
-              "n_images": 10, "reported": reported or {}, "seeds": seeds}
+              "fresh_test_seed": fresh_test_seed, "n_images": 10, "reported": reported or {}, "seeds": seeds}
     path.write_text(json.dumps(result))
     return path
 
@@ -35,3 +35,17 @@ def test_table_means_stds_and_reported_numbers(tmp_path):
     assert row_b.split("|")[columns.index("ari_fg (paper)") + 1].strip() == "–"
     page = (tmp_path / "t.html").read_text()  # the same cells, as the report shows them
     assert page.count("<tr>") == 3 and "<th>ari_fg (paper)</th>" in page and "<td>0.767</td>" in page
+
+
+def test_a_fresh_test_split_is_its_own_row_and_never_mixed_into_the_test_numbers(tmp_path):
+    own = _metrics(tmp_path / "a.json", "a", {"0": {"ari_fg": 0.9}, "1": {"ari_fg": 0.7}}, reported={"ari_fg": 0.8})
+    fresh = _metrics(tmp_path / "fresh.json", "a", {"0": {"ari_fg": 0.1}, "1": {"ari_fg": 0.3}},
+                     reported={"ari_fg": 0.8}, fresh_test_seed=1)
+    frame = tables.write_table([fresh, own], tmp_path / "t.csv", tmp_path / "t.md")
+    assert tables.own_test(frame)["mean"].round(6).tolist() == [0.8, 0.8]  # the fresh 0.1, 0.3 stay out
+    assert frame[frame["fresh_test_seed"] == 1]["mean"].round(6).tolist() == [0.2, 0.2]
+    _, _, row_own, row_fresh = (tmp_path / "t.md").read_text().splitlines()  # the test split's row first
+    assert row_own.startswith("| a | 2 | 0.80 ± 0.14 | 0.8 |")
+    assert row_fresh.startswith("| a, fresh test scenes (generator seed 1) | 2 | 0.20 ± 0.14 | – |")
+    again = tables.read_tidy(tmp_path / "t.csv")  # what the claims pages read back
+    assert tables.own_test(again)["value"].tolist() == [0.9, 0.7]

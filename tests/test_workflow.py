@@ -31,6 +31,14 @@ def test_tiny_workflow_makes_every_output(tiny_run):
     assert table.groupby("experiment")["seed"].nunique().to_dict() == seeds
     assert set(table["metric"]) == {"bce", "mse"} and np.isfinite(table["value"]).all()
     assert "| tiny_two_shapes | 2 |" in (workflow_dir / "results/tables/engine.md").read_text()
+    # evaluate.fresh_test_seed: the test split drawn again with generator seed 1, new scenes, its own table row
+    with h5py.File(workflow_dir / "data/processed/two_shapes/test.h5") as own, \
+            h5py.File(workflow_dir / "data/fresh/two_shapes/test_seed1.h5") as fresh:
+        assert own["image"].shape == fresh["image"].shape and not np.array_equal(own["image"][:], fresh["image"][:])
+    fresh_rows = table[table["fresh_test_seed"] == 1]
+    assert set(fresh_rows["experiment"]) == {"tiny_two_shapes"} and set(fresh_rows["seed"]) == {0, 1}
+    assert "| tiny_two_shapes, fresh test scenes (generator seed 1) | 2 |" in \
+        (workflow_dir / "results/tables/engine.md").read_text()
     assert (workflow_dir / "results/figures/engine/training_curves.png").stat().st_size > 1000
     assert (workflow_dir / "results/figures/engine/validation_curves.png").stat().st_size > 1000  # tiny_two_shapes
     log = pd.read_csv(workflow_dir / "results/checkpoints/tiny_two_shapes/seed1/train_log.csv")
@@ -43,12 +51,16 @@ def test_a_config_change_reruns_exactly_its_jobs(tiny_done):
     workflow_dir = tiny_done
     config = yaml.safe_load((workflow_dir / TINY).read_text())
     results = {"evaluate": 1, "table_metrics": 1, "figure_curves": 2, "all": 1}  # training and validation curves
+    fresh = {"evaluate_fresh": 1}  # tiny_two_shapes is also scored on its fresh test split
     changes = [  # one entry changed: exactly its jobs rerun
         (("datasets", "two_shapes", "sizes", "test"), 40,
-         {"generate_dataset": 3, "figure_data": 1, "train": 2, **results}),
+         {"generate_dataset": 3, "generate_fresh_test": 1, "figure_data": 1, "train": 2, **results, **fresh}),
         (("experiments", "tiny_to_element", "train", "lr"), 0.01, {"train": 1, **results}),
-        (("experiments", "tiny_two_shapes", "seeds"), [0, 1, 2], {"train": 1, **results}),  # only the new seed
-        (("experiments", "tiny_two_shapes", "evaluate"), {"max_images": 8}, {**results, "figure_curves": 0}),
+        (("experiments", "tiny_two_shapes", "seeds"), [0, 1, 2], {"train": 1, **results, **fresh}),  # the new seed
+        (("experiments", "tiny_two_shapes", "evaluate"), {"max_images": 8, "fresh_test_seed": 1},
+         {**results, **fresh, "figure_curves": 0}),
+        (("experiments", "tiny_two_shapes", "evaluate"), {"fresh_test_seed": 2},  # another draw, no retraining
+         {"generate_fresh_test": 1, **results, **fresh, "figure_curves": 0}),
     ]
     for keys, value, expected in changes:
         changed = copy.deepcopy(config)

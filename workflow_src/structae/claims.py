@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from structae.tables import html_page, mean_std
+from structae.tables import html_page, mean_std, own_test
 
 LAST = "_tlast"  # a metric suffix meaning "after the last refinement pass" (IODINE's ari_fg_t1 … ari_fg_tT)
 
@@ -33,6 +33,7 @@ class Measured:
 
 
 def measured(table: pd.DataFrame, experiment: str, metric: str) -> Measured | None:
+    table = own_test(table)  # a claim is judged on the test split; a fresh split's row is a check beside it
     rows = table[table["experiment"] == experiment]
     if metric.endswith(LAST):
         stem = metric.removesuffix(LAST)

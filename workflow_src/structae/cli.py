@@ -50,9 +50,14 @@ def cmd_data_download(args) -> None:
 
 
 def cmd_data_make(args) -> None:
-    from structae.data.datasets import make_split
+    from structae.data.datasets import SCENE_GENERATORS, make_split
 
     spec = _entry(args, "datasets", args.dataset)
+    if args.seed is not None:
+        if spec["kind"] not in SCENE_GENERATORS:
+            raise UserError(f"--seed: dataset '{args.dataset}' ({spec['kind']}) is not a scene generator "
+                            f"({', '.join(SCENE_GENERATORS)}); leave --seed out")
+        spec = {**spec, "seed": args.seed}
     rows = make_split({"datasets": {args.dataset: spec}}, args.dataset, args.split, args.out, args.raw)
     print(f"{args.out}: {rows} images")
 
@@ -115,10 +120,13 @@ def cmd_evaluate(args) -> None:
                                                 if other else [])
     if references and len(references) != len(files):
         raise UserError(f"{len(references)} reference checkpoints for {len(files)} checkpoints; pass one per seed")
-    out = args.out or paths.metrics(args.experiment)
-    result = evaluate(args.experiment, entry, dict(zip(entry["seeds"], files, strict=True)),
-                      _experiment_data(args, args.experiment), out,
-                      dict(zip(entry["seeds"], references, strict=True)) if references else None)
+    fresh = args.fresh_seed
+    out = args.out or (paths.metrics(args.experiment) if fresh is None else paths.fresh_metrics(args.experiment))
+    data = _experiment_data(args, args.experiment)
+    if fresh is not None and not args.data:
+        data = paths.ExperimentData(data.train, paths.fresh_test(entry["dataset"], fresh))
+    result = evaluate(args.experiment, entry, dict(zip(entry["seeds"], files, strict=True)), data, out,
+                      dict(zip(entry["seeds"], references, strict=True)) if references else None, fresh)
     for seed, values in result["seeds"].items():
         print(f"{out}: seed {seed}: " + ", ".join(f"{k} {v:.4g}" for k, v in values.items()))
 
@@ -222,6 +230,8 @@ def build_parser() -> argparse.ArgumentParser:
     make.add_argument("--split", required=True)
     make.add_argument("--out", required=True)
     make.add_argument("--raw", nargs="*", default=[], help="downloaded source files, in the kind's order")
+    make.add_argument("--seed", type=int, help="a scene generator's seed instead of the dataset's: the fresh "
+                      "test split of evaluate.fresh_test_seed")
     _add_entry_options(make)
     make.set_defaults(run=cmd_data_make)
     inspect = data.add_parser("inspect", help="render a grid of samples with their masks")
@@ -256,6 +266,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--reference-checkpoints", nargs="+",
                           help="evaluate.compare_with's model files, one per seed (default: from the config)")
     evaluate.add_argument("--out", help="the metrics JSON (default: results/metrics/EXPERIMENT.json)")
+    evaluate.add_argument("--fresh-seed", type=int, help="the test images are the test split generated anew with "
+                          "this seed (evaluate.fresh_test_seed; default data: data/fresh/DATASET/test_seedN.h5, "
+                          "out: results/metrics/fresh/EXPERIMENT.json); the metrics record it")
     _add_data_options(evaluate)
     _add_entry_options(evaluate)
     evaluate.set_defaults(run=cmd_evaluate)

@@ -187,6 +187,7 @@ def _check_references(config: dict, source: str) -> None:
                             f"choose one of: {', '.join(models.names())}")
         _check_validation(source, name, exp, sizes)
         _check_evaluation(source, name, exp, config["experiments"], splits)
+        _check_fresh_test(source, name, exp, datasets[exp["dataset"]])
 
 
 def _check_validation(source: str, name: str, exp: dict, sizes: dict) -> None:
@@ -222,6 +223,23 @@ def _check_evaluation(source: str, name: str, exp: dict, experiments: dict, spli
     if mismatch:
         raise UserError(f"{source}: experiments.{name}.evaluate.compare_with: '{other}' differs in "
                         f"{', '.join(mismatch)}; compare experiments of one model, dataset and seed list")
+
+
+def _check_fresh_test(source: str, name: str, exp: dict, dataset: dict) -> None:
+    """A fresh test split is the experiment's own test split drawn again by a scene generator with another
+    seed; a fixed subset (or a converted source) has no other draw to offer."""
+    from structae.data.datasets import SCENE_GENERATORS
+
+    seed = exp.get("evaluate", {}).get("fresh_test_seed")
+    if seed is None:
+        return
+    key = f"{source}: experiments.{name}.evaluate.fresh_test_seed"
+    if dataset["kind"] not in SCENE_GENERATORS or exp.get("split") is not None:
+        raise UserError(f"{key}: dataset '{exp['dataset']}' ({dataset['kind']}) is not a scene generator "
+                        f"({', '.join(SCENE_GENERATORS)}) with its own test split; set it to null")
+    if seed == dataset["seed"]:
+        raise UserError(f"{key}: {seed} is the seed of dataset '{exp['dataset']}' itself, so its test split "
+                        "would be the same scenes; choose another seed")
 
 
 def merge(base: dict, override: Mapping) -> dict:

@@ -1,7 +1,10 @@
 """Checkpoints to metrics: results/metrics/{experiment}.json, one mean per metric and seed.
 
-    {"experiment", "paper", "model", "dataset", "split", "n_images", "model_config": {...},
+    {"experiment", "paper", "model", "dataset", "split", "fresh_test_seed", "n_images", "model_config": {...},
      "reported": {"ari_fg": 0.767}, "seeds": {"0": {"ari_fg": 0.91, ...}, "1": {...}}}
+
+`fresh_test_seed` is null for the dataset's own test split, and the generator seed where the test images are
+that split drawn anew (results/metrics/fresh/, evaluate.fresh_test_seed).
 
 Each model's `evaluate` returns one value per test image; the mean over the test images is the
 number reported. The order of test images is fixed, so evaluation is deterministic.
@@ -80,9 +83,11 @@ def evaluate_checkpoint(path: str | Path, model_name: str, images: loader.ImageS
 
 
 def evaluate(name: str, entry: dict, checkpoints: dict[int, str | Path], data: ExperimentData,
-             out: str | Path, references: dict[int, str | Path] | None = None) -> dict:
+             out: str | Path, references: dict[int, str | Path] | None = None,
+             fresh_test_seed: int | None = None) -> dict:
     """Evaluate each seed's checkpoint of experiment `name` on its test images (against the same seed's
-    checkpoint in `references`, when given); write `out` atomically."""
+    checkpoint in `references`, when given); write `out` atomically. `fresh_test_seed` records that the test
+    images were generated anew with that seed."""
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     images = loader.load(data.test, data.test_split, "test")
     settings = entry["evaluate"]
@@ -90,7 +95,8 @@ def evaluate(name: str, entry: dict, checkpoints: dict[int, str | Path], data: E
     seeds = {str(seed): evaluate_checkpoint(path, entry["model"], images, settings, device, references.get(seed))
              for seed, path in checkpoints.items()}
     result = {"experiment": name, "paper": entry["paper"], "model": entry["model"], "dataset": entry["dataset"],
-              "split": entry.get("split"), "n_images": image_count(images, settings),
-              "model_config": entry["model_config"], "reported": entry.get("reported", {}), "seeds": seeds}
+              "split": entry.get("split"), "fresh_test_seed": fresh_test_seed,
+              "n_images": image_count(images, settings), "model_config": entry["model_config"],
+              "reported": entry.get("reported", {}), "seeds": seeds}
     files.write_text(out, json.dumps(result, indent=2) + "\n")
     return result

@@ -40,6 +40,17 @@ def metrics(experiment: str) -> str:
     return f"results/metrics/{experiment}.json"
 
 
+def fresh_test(dataset: str, seed: int | str) -> str:
+    """The test split of a generated dataset drawn again with generator seed `seed` (evaluate.fresh_test_seed):
+    not under data/processed/, so it is never mistaken for one of the dataset's own splits."""
+    return f"data/fresh/{dataset}/test_seed{seed}.h5"
+
+
+def fresh_metrics(experiment: str) -> str:
+    """The experiment's scores on its fresh test split."""
+    return f"results/metrics/fresh/{experiment}.json"
+
+
 def table(name: str) -> str:
     return f"results/tables/{name}.csv"
 

@@ -28,7 +28,7 @@ from urllib.parse import urlparse
 
 from structae.errors import UserError
 
-SHARED = ("data/raw", "data/processed", "data/splits", "results/checkpoints", "results/metrics")
+SHARED = ("data/raw", "data/processed", "data/fresh", "data/splits", "results/checkpoints", "results/metrics")
 PROVENANCE = Path("results/provenance")
 METADATA = Path(".snakemake/metadata")
 MTIMES = "mtimes.json"

@@ -3,7 +3,9 @@
 CSV (results/tables/{paper}.csv): one row per experiment × metric × seed, with that group's mean,
 standard deviation (ddof 1; empty for one seed) and number of seeds repeated on each row, so the
 file is both the raw data and the summary; `reported` is the paper's number for that metric, where the
-experiment's config gives one. Markdown (results/tables/{paper}.md): experiments as rows, metrics as
+experiment's config gives one; `fresh_test_seed` is empty for the dataset's own test split and the generator
+seed for a test split drawn anew (evaluate.fresh_test_seed). Markdown (results/tables/{paper}.md):
+experiments as rows (a fresh test split's scores in a row of their own, below the experiment's), metrics as
 columns, "mean ± std" cells, and a "metric (paper)" column beside each metric with reported numbers.
 """
 
@@ -19,7 +21,7 @@ import pandas as pd
 from structae import files
 from structae.errors import UserError
 
-KEYS = ["paper", "experiment", "model", "dataset", "split"]
+KEYS = ["paper", "experiment", "model", "dataset", "split", "fresh_test_seed"]
 
 
 def tidy(metrics_files: list[str | Path]) -> pd.DataFrame:
@@ -29,14 +31,17 @@ def tidy(metrics_files: list[str | Path]) -> pd.DataFrame:
         if not path.is_file():
             raise UserError(f"metrics file {path} is missing; run `snakemake {path}` to make it")
         result = json.loads(path.read_text())
-        reported = result.get("reported", {})
+        fresh = result.get("fresh_test_seed") is not None
+        reported = {} if fresh else result.get("reported", {})  # the paper's number sits beside the test row
         for seed, values in result["seeds"].items():
             for metric, value in values.items():
-                rows.append({**{k: result[k] for k in KEYS}, "metric": metric, "seed": int(seed), "value": value,
-                             "reported": reported.get(metric)})
+                rows.append({**{k: result.get(k) for k in KEYS}, "metric": metric, "seed": int(seed),
+                             "value": value, "reported": reported.get(metric)})
     frame = pd.DataFrame(rows, columns=[*KEYS, "metric", "seed", "value", "reported"])
-    frame = frame.sort_values(["experiment", "metric", "seed"], kind="stable", ignore_index=True)
-    groups = frame.groupby(["experiment", "metric"], sort=False)["value"]
+    frame["fresh_test_seed"] = frame["fresh_test_seed"].astype("Int64")  # whole seeds, empty for the test split
+    frame = frame.sort_values(["experiment", "fresh_test_seed", "metric", "seed"], kind="stable",
+                              na_position="first", ignore_index=True)
+    groups = frame.groupby(["experiment", "fresh_test_seed", "metric"], sort=False, dropna=False)["value"]
     return frame.assign(mean=groups.transform("mean"), std=groups.transform("std"),
                         n_seeds=groups.transform("count"))
 
@@ -49,8 +54,24 @@ def mean_std(mean: float, std: float) -> str:
     return f"{mean:.{decimals}f} ± {std:.{decimals}f}"
 
 
+def own_test(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows scored on each dataset's own test split (not on a fresh one); a table made before fresh test
+    splits existed has only those."""
+    if "fresh_test_seed" not in frame:
+        return frame
+    return frame[frame["fresh_test_seed"].isna()]
+
+
+def row_label(experiment: str, fresh_test_seed) -> str:
+    if pd.isna(fresh_test_seed):
+        return experiment
+    return f"{experiment}, fresh test scenes (generator seed {int(fresh_test_seed)})"
+
+
 def _grid(frame: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     """Experiments × metrics, "mean ± std" over seeds; reported numbers beside the metrics that have them."""
+    labels = [row_label(e, s) for e, s in zip(frame["experiment"], frame["fresh_test_seed"], strict=True)]
+    frame = frame.assign(experiment=labels)
     summary = frame.drop_duplicates(["experiment", "metric"])
     wide = summary.assign(cell=[mean_std(m, s) for m, s in zip(summary["mean"], summary["std"], strict=True)])
     wide = wide.pivot(index="experiment", columns="metric", values="cell").reindex(summary["experiment"].unique())

@@ -32,6 +32,9 @@ OPTIONS = {
     "multi_object": multi_object.MultiObjectOptions,
     "dsprites_npz": dsprites_npz.NpzOptions,
 }
+# Kinds whose every split is a fresh draw of random scenes from its seed: another dataset seed gives new
+# scenes of the same distribution (evaluate.fresh_test_seed). The other generated kinds are fixed subsets.
+SCENE_GENERATORS = ("shapes", "mnist_shape", "multi_dsprites")
 MNIST_FILES = ("mnist_train_images", "mnist_train_labels", "mnist_test_images", "mnist_test_labels")
 
 
