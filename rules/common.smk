@@ -184,6 +184,17 @@ def train_logs_of(wildcards):
     ]
 
 
+def experiment_train_logs(wildcards):
+    """One experiment's training logs, every seed; the figure's path must name the experiment's paper."""
+    paper = EXPERIMENTS[wildcards.experiment]["paper"]
+    if paper != wildcards.paper:
+        raise UserError(
+            f"experiment {wildcards.experiment} belongs to paper {paper}: ask for "
+            f"results/figures/{paper}/{wildcards.figure}_{wildcards.experiment}.png"
+        )
+    return [paths.train_log(wildcards.experiment, seed) for seed in EXPERIMENTS[wildcards.experiment]["seeds"]]
+
+
 def model_figures(paper):
     """The paper's figures (structae.figures.registry()): each per-model figure for every experiment of its
     model, {figure}_{experiment}.{ext}, and the figures made once from all its experiments."""

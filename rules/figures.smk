@@ -52,6 +52,28 @@ rule figure_curves:
         "> {log:q} 2>&1"
 
 
+rule figure_curves_of_experiment:
+    """One experiment's training or validation curves, every seed: what a longer run's config asks for
+    (config/cae_long.yaml, config/iodine_long.yaml), without training the paper's other experiments."""
+    input:
+        experiment_train_logs,
+    output:
+        "results/figures/{paper}/{figure}_{experiment}.png",
+    log:
+        "logs/figure_curves/{paper}/{figure}_{experiment}.log",
+    wildcard_constraints:
+        paper=TABLE,
+        figure="training_curves|validation_curves",
+        experiment=EXPERIMENT,
+    conda:
+        "../envs/structae.yaml"
+    params:
+        title=lambda wildcards: f"{wildcards.figure.replace('_', ' ')}: {wildcards.experiment}",
+    shell:
+        "exec structae figure {wildcards.figure:q} --logs {input:q} --out {output:q} --title {params.title:q} "
+        "> {log:q} 2>&1"
+
+
 rule figure_model:
     """A per-model figure of one experiment: its first seed's checkpoint on its test images."""
     input:

@@ -85,13 +85,16 @@ def test_colour_kmeans_baseline_separates_uniform_colour_regions():
 
 
 
-@pytest.mark.parametrize("kernel", [3, 5])
-def test_broadcast_decoder_equals_the_conv_over_the_tiled_latent(kernel):
+@pytest.mark.parametrize("kernel, coordinate_scale", [(3, 1.0), (5, 1.0), (3, 8.0)])
+def test_broadcast_decoder_equals_the_conv_over_the_tiled_latent(kernel, coordinate_scale):
     """The decoder's first layer is computed without tiling (a speed-up); it must be that conv, value and
-    gradient, borders included (non-square, so rows and columns cannot be swapped unnoticed)."""
-    decoder = iodine.BroadcastDecoder(iodine.Config(**SMALL, kernel_size=kernel), 3, 6, 9).double()
+    gradient, borders included (non-square, so rows and columns cannot be swapped unnoticed), over x, y in
+    [−s, s] for coordinate_scale s."""
+    config = iodine.Config(**SMALL, kernel_size=kernel, coordinate_scale=coordinate_scale)
+    decoder = iodine.BroadcastDecoder(config, 3, 6, 9).double()
     z = torch.randn(5, SMALL["latent"], dtype=torch.double, requires_grad=True)
-    tiled = torch.cat([z[:, :, None, None].expand(-1, -1, 6, 9), decoder.grid.double().expand(5, -1, -1, -1)], 1)
+    coordinates = coordinate_scale * iodine.coordinate_grid(6, 9).double()
+    tiled = torch.cat([z[:, :, None, None].expand(-1, -1, 6, 9), coordinates.expand(5, -1, -1, -1)], 1)
     expected = decoder.net[0](tiled)
     result = decoder.first_layer(z)
     torch.testing.assert_close(result, expected)

@@ -69,6 +69,16 @@ def test_a_config_change_reruns_exactly_its_jobs(tiny_done):
         assert jobs(snakemake(workflow_dir, "-n", "all")) == {k: v for k, v in expected.items() if v}, keys
 
 
+def test_one_experiments_curves_are_a_target_of_their_own(tiny_done):
+    """What config/cae_long.yaml asks for: one experiment's validation curves, without the paper's others."""
+    workflow_dir = tiny_done
+    figure = "results/figures/engine/validation_curves_tiny_two_shapes.png"
+    assert jobs(snakemake(workflow_dir, "-n", figure)) == {"figure_curves_of_experiment": 1}
+    made = snakemake(workflow_dir, figure)
+    assert made.returncode == 0, made.stderr[-3000:]
+    assert (workflow_dir / figure).stat().st_size > 1000
+
+
 def test_report_shows_every_figure_and_table(tiny_done):
     workflow_dir = tiny_done
     report = snakemake(workflow_dir, "--report", "results/report.html")

@@ -47,6 +47,7 @@ class Config:
     latent: int = 16  # per slot (release: 64 CLEVR6, 16 Multi-dSprites, 32 Tetrominoes)
     decoder_width: int = 32  # channels of the broadcast decoder's convs (release: 64)
     decoder_layers: int = 3  # 3×3 convs before the 1×1 output (release: 4)
+    coordinate_scale: float = 1.0  # the decoder's x, y span [−s, s] (paper, release: 1); a probe of docs/iodine.md
     refine_width: int = 32  # channels of the refinement convs (release: 64)
     refine_layers: int = 3  # stride-2 3×3 convs of the refinement network (release: 4)
     refine_hidden: int = 128  # its MLP and LSTM size (release: 256 CLEVR6, 128 Multi-dSprites and Tetrominoes)
@@ -86,8 +87,8 @@ class Config:
         if min(self.slots, self.iterations, self.latent, self.decoder_width, self.decoder_layers,
                self.refine_width, self.refine_hidden) < 1 or self.refine_layers < 0:
             raise ValueError("slots, iterations, latent and the widths must be positive")
-        if self.sigma <= 0 or self.logistic_scale <= 0:
-            raise ValueError("sigma and logistic_scale must be positive")
+        if self.sigma <= 0 or self.logistic_scale <= 0 or self.coordinate_scale <= 0:
+            raise ValueError("sigma, logistic_scale and coordinate_scale must be positive")
 
 
 def coordinate_grid(height: int, width: int, device=None) -> torch.Tensor:
@@ -116,6 +117,7 @@ class BroadcastDecoder(nn.Module):
             c_in = config.decoder_width
         self.net = nn.Sequential(*layers, nn.Conv2d(c_in, channels + 1, 1))
         self.register_buffer("grid", coordinate_grid(height, width), persistent=False)
+        self.coordinate_scale = config.coordinate_scale
         # inside[o, p]: whether kernel offset o of pixel p falls inside the image (F.unfold's order of offsets)
         inside = F.unfold(torch.ones(1, 1, height, width), k, padding=k // 2)[0]  # (k², H·W)
         self.register_buffer("inside", inside, persistent=False)
@@ -126,7 +128,8 @@ class BroadcastDecoder(nn.Module):
         weight = conv.weight  # (O, latent + 2, k, k)
         per_offset = z @ weight[:, :latent].flatten(2).permute(1, 0, 2).flatten(1)  # (N, O·k²): W_o,k·z
         tiled = (per_offset.view(-1, self.inside.shape[0]) @ self.inside).view(n, -1, height, width)
-        return tiled + F.conv2d(self.grid[None], weight[:, latent:], conv.bias, padding=conv.padding)
+        coordinates = self.grid[None] * self.coordinate_scale
+        return tiled + F.conv2d(coordinates, weight[:, latent:], conv.bias, padding=conv.padding)
 
     def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """z (N, latent) -> means (N, C, H, W), mask logits (N, H, W)."""
