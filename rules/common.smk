@@ -166,10 +166,10 @@ def metrics_of(wildcards):
 
 
 def fresh_evaluate_inputs(wildcards):
-    """The experiment's checkpoints and its dataset's test split drawn with evaluate.fresh_test_seed."""
+    """evaluate's inputs, with the dataset's test split drawn with evaluate.fresh_test_seed as the data."""
     entry = EXPERIMENTS[wildcards.experiment]
-    seed = entry["evaluate"]["fresh_test_seed"]
-    return {"data": paths.fresh_test(entry["dataset"], seed), "checkpoints": checkpoints_of(wildcards.experiment)}
+    fresh = paths.fresh_test(entry["dataset"], entry["evaluate"]["fresh_test_seed"])
+    return {**evaluate_inputs(wildcards), "data": fresh, "split": []}
 
 
 def table_metrics_of(wildcards):

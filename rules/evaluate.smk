@@ -45,9 +45,11 @@ rule evaluate_fresh:
     params:
         spec=experiment_spec,
         seed=lambda wildcards: EXPERIMENTS[wildcards.experiment]["evaluate"]["fresh_test_seed"],
+        reference=reference_option,
     shell:
         "exec structae evaluate --experiment {wildcards.experiment:q} --spec {params.spec:q} --data {input.data:q} "
-        "--fresh-seed {params.seed:q} --checkpoints {input.checkpoints:q} --out {output:q} > {log:q} 2>&1"
+        "--fresh-seed {params.seed:q} --checkpoints {input.checkpoints:q} {params.reference:q} --out {output:q} "
+        "> {log:q} 2>&1"
 
 
 rule table_metrics:
