@@ -15,14 +15,19 @@ export PATH := $(abspath $(BIN)):$(PATH)
 all: $(STAMP)
 	$(BIN)/snakemake all
 
+# Test files run in parallel, one worker per core, each file whole on one worker (--dist loadfile): a
+# module's fixtures (the papers' workflow, the private SLURM cluster) are made once, and the SLURM tests'
+# waits on the scheduler overlap with the other files' work.
+PYTEST := $(BIN)/pytest -n auto --dist loadfile
+
 # Everything, as CI runs it: the linters, then every test (whole-workflow runs, DVC, SLURM included).
 test: $(STAMP) lint
-	$(BIN)/pytest
+	$(PYTEST)
 
 # The fast tier for an edit-test loop (under 3 minutes on 2 cores): ruff, then the tests not marked slow.
 check: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/pytest -m "not slow"
+	$(PYTEST) -m "not slow"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -14,6 +14,7 @@ set -euo pipefail
 
 GPUS=${GPUS:-2}
 MIN_JOB_AGE=${MIN_JOB_AGE:-300}  # squeue forgets finished jobs after this; the plugin needs >= 3x its first poll
+CRED_EXPIRE=${CRED_EXPIRE:-20}  # a requeued job waits this long before it may start again (SLURM: 120)
 
 install() {
     if command -v slurmctld >/dev/null && command -v slurmd >/dev/null && command -v sbatch >/dev/null \
@@ -40,7 +41,7 @@ SlurmdPort=${SLURMD_PORT:-6818}
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
-AuthInfo=socket=$dir/munge/munge.socket
+AuthInfo=socket=$dir/munge/munge.socket,cred_expire=$CRED_EXPIRE
 StateSaveLocation=$dir/state
 SlurmdSpoolDir=$dir/spool
 SlurmctldPidFile=$dir/slurmctld.pid

@@ -137,7 +137,7 @@ def test_a_training_job_requeues_itself_at_its_time_limit_and_resumes(slurm_clus
             subprocess.run(["scancel", "--signal", "USR1", job[0]], check=True)
             signalled.append(job[0])
 
-    # SLURM holds a requeued job for about two minutes before it may start again.
+    # SLURM holds a requeued job for its credential lifetime before it may start again (scripts/slurm.sh: 20 s).
     returncode, output = _run_with_watchdog(workflow_dir, env, "results/checkpoints/tiny_two_shapes/seed0/model.pt",
                                             time_limit_warning_once_training_runs, stuck_pending_s=300)
     assert signalled and returncode == 0, output[-3000:]
