@@ -134,3 +134,15 @@ def test_output_bias_starts_every_pixel_at_its_sigmoid_where_magnitudes_vanish(c
         aligned = torch.zeros(2, channels, 8, 8)
         expected = torch.full_like(aligned, torch.sigmoid(torch.tensor(bias)).item())
         torch.testing.assert_close(torch.sigmoid(model.output(aligned)), expected)
+
+
+def test_magnitude_output_head_reconstructs_with_the_output_magnitudes_themselves():
+    """output_head "magnitude" (CAE++) has no 1×1 conv and no sigmoid: with one channel, φ* = φ and each pixel
+    reconstructs as its output magnitude."""
+    info = DataInfo(channels=1, height=8, width=8, n_images=2, max_objects=1, factors=())
+    model = cae.Model(cae.Config(hidden=2, linear=4, output_head="magnitude"), info)
+    assert not hasattr(model, "output")
+    outputs = model({"image": torch.rand(2, 1, 8, 8)})
+    torch.testing.assert_close(outputs["reconstruction"][:, 0], outputs["magnitude"])
+    with pytest.raises(ValueError, match="output_head must be one of"):
+        cae.Config(output_head="tanh")

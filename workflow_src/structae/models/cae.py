@@ -36,6 +36,7 @@ from structae.data.h5 import IGNORE_LABEL
 from structae.models.layers import require_divisible_sides
 
 POOLINGS = ("max", "weighted", "softmax", "hardmax")
+OUTPUT_HEADS = ("sigmoid", "magnitude")
 
 
 @dataclass
@@ -47,10 +48,16 @@ class Config:
     # Initial bias of the 1×1 output conv (official: 0). The output is sigmoid(w·|z| + b) with |z| ≥ 0, so a
     # black background needs b near −4; from 0, Adam takes thousands of steps to get there (docs/cae.md).
     output_bias: float = 0.0
+    # "sigmoid": the paper's sigmoid(1×1 conv(magnitudes)). "magnitude": the aligned magnitudes themselves, no
+    # conv and no sigmoid, as in CAE++ (Stanić et al., NeurIPS 2023, official code: use_out_conv 0,
+    # use_out_sigmoid 0), which they found needed for colour datasets. A probe option (docs/cae.md).
+    output_head: str = "sigmoid"
 
     def __post_init__(self):
         if self.pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}")
+        if self.output_head not in OUTPUT_HEADS:
+            raise ValueError(f"output_head must be one of {', '.join(OUTPUT_HEADS)}")
         if self.hidden < 1 or self.linear < 1 or self.softmax_temperature <= 0:
             raise ValueError("hidden, linear and softmax_temperature must be positive")
 
@@ -160,10 +167,11 @@ class Model(nn.Module):
                                      upconv(h, channels))
         # 1×1 conv on the aligned magnitudes, starting as the identity (the official weight 1 for one channel;
         # for RGB the identity keeps each colour its own rather than summing all three) with bias output_bias.
-        self.output = nn.Conv2d(channels, channels, 1)
-        with torch.no_grad():
-            self.output.weight.copy_(torch.eye(channels)[:, :, None, None])
-            self.output.bias.fill_(config.output_bias)
+        if config.output_head == "sigmoid":
+            self.output = nn.Conv2d(channels, channels, 1)
+            with torch.no_grad():
+                self.output.weight.copy_(torch.eye(channels)[:, :, None, None])
+                self.output.bias.fill_(config.output_bias)
         self.to(memory_format=torch.channels_last)
 
     def forward(self, batch: dict) -> dict:
@@ -175,7 +183,8 @@ class Model(nn.Module):
         z = self.decoder(Activation(*(part.view(-1, *self.bottleneck) for part in z)))  # (B, C, H, W)
         cos, sin = pool_phase(z, self.config.pooling, self.config.softmax_temperature)  # (B, 1, H, W)
         aligned = z.magnitude * (z.cos * cos + z.sin * sin)  # m_c·cos(φ_c − φ*): each channel along φ*
-        return {"reconstruction": torch.sigmoid(self.output(aligned)), "phase": torch.atan2(sin, cos)[:, 0],
+        reconstruction = torch.sigmoid(self.output(aligned)) if self.config.output_head == "sigmoid" else aligned
+        return {"reconstruction": reconstruction, "phase": torch.atan2(sin, cos)[:, 0],
                 "magnitude": z.magnitude.amax(1)}
 
 
