@@ -49,8 +49,8 @@ class Config:
     # black background needs b near −4; from 0, Adam takes thousands of steps to get there (docs/cae.md).
     output_bias: float = 0.0
     # "sigmoid": the paper's sigmoid(1×1 conv(magnitudes)). "magnitude": the aligned magnitudes themselves, no
-    # conv and no sigmoid, as in CAE++ (Stanić et al., NeurIPS 2023, official code: use_out_conv 0,
-    # use_out_sigmoid 0), which they found needed for colour datasets. A probe option (docs/cae.md).
+    # conv and no sigmoid (so no output_bias), one of CAE++'s changes for colour datasets (Stanić et al.,
+    # NeurIPS 2023; official code: use_out_conv 0, use_out_sigmoid 0). A probe option (docs/cae.md).
     output_head: str = "sigmoid"
 
     def __post_init__(self):
