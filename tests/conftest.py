@@ -56,17 +56,6 @@ def jobs(dry_run: subprocess.CompletedProcess) -> dict[str, int]:
     return counts
 
 
-# The files that take longest (a real SLURM's two runs; every paper's workflow), run first.
-LONGEST_FILES = ("test_slurm.py", "test_papers_workflow.py")
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The longest files first, each file's tests kept together in their order. `make test` hands whole files
-    to its workers in this order, first one to each worker in turn: started last, a long file would run
-    alone at the end while the other worker idles."""
-    items.sort(key=lambda item: item.path.name not in LONGEST_FILES)
-
-
 @pytest.fixture
 def workflow_dir(tmp_path: Path) -> Path:
     """A copy of the workflow in a temporary directory; tests run it at the tiny scale (config/tiny.yaml)."""
