@@ -77,3 +77,27 @@ def test_iodine_decoder_probe_prints_val_mse_beside_the_background_floor(tmp_pat
     lines = result.stdout.splitlines()
     assert decoder in lines[0] and float(lines[0].rsplit(" ", 1)[1]) > 0  # the background-only MSE
     assert [line.split()[0] for line in lines[-2:]] == ["2", "4"]
+
+
+def test_cae_diagnose_prints_the_checks_and_the_gap_table(tmp_path):
+    """bench/cae_diagnose.py on an untrained CAE and a few generated 2Shapes scenes: every check row, and the
+    val images counted once across the gap bins (images with one visible object have no gap)."""
+    from structae.checkpoint import save_model
+    from structae.data.loader import ImageSet
+    from structae.models import cae
+
+    small = tmp_path / "small.yaml"
+    small.write_text("datasets:\n  two_shapes:\n    sizes: {train: 8, val: 8, test: 4}\n")
+    configs = ["--config", str(BENCH.parent / "config.yaml"), "--config", str(small)]
+    for split in ("train", "val"):
+        subprocess.run([sys.executable, "-m", "structae.cli", *configs, "data", "make", "--dataset", "two_shapes",
+                        "--split", split, "--out", f"data/{split}.h5"], check=True, cwd=tmp_path, timeout=120)
+    config = cae.Config(hidden=4, linear=8)
+    info = ImageSet.read(tmp_path / "data/val.h5").info()
+    save_model(tmp_path / "model.pt", "cae", "cae_two_shapes", 0, 0, config, info, cae.Model(config, info))
+    result = subprocess.run([sys.executable, str(BENCH / "cae_diagnose.py"), "model.pt", "data", "--images", "8"],
+                            capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    checks, gaps = result.stdout.split("\n\n")
+    assert [line.split(",")[0].split()[0] for line in checks.splitlines()[2:]] == ["train", "val"] + ["val"] * 5
+    assert sum(int(line.split()[2]) for line in gaps.splitlines()[2:]) <= 8
