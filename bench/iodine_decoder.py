@@ -32,6 +32,8 @@ def arguments():
     parser = probe_parser(__doc__.splitlines()[0])
     parser.add_argument("--decoder", choices=("broadcast", "deconv"), default="broadcast")
     parser.add_argument("--eval-every", type=int, default=250)
+    parser.add_argument("--init", choices=("torch", "release"), default="torch",
+                        help="release: Sonnet's defaults, weights N(0, 1/fan_in) truncated at 2σ, biases 0")
     return parser.parse_args()
 
 
@@ -80,6 +82,12 @@ def main() -> None:
     else:
         decode = deconv_decoder(model_config, info.channels, info.height)
         decoder_parameters = list(decode.parameters())
+    if args.init == "release":
+        for module in [*encode.modules(), *(broadcast.modules() if args.decoder == "broadcast" else decode.modules())]:
+            if isinstance(module, (nn.Conv2d, nn.Linear)):
+                std = 1 / math.sqrt(module.weight[0].numel())  # fan_in: in_channels·k·k, or in_features
+                nn.init.trunc_normal_(module.weight, std=std, a=-2 * std, b=2 * std)
+                nn.init.zeros_(module.bias)
     parameters = [*encode.parameters(), *decoder_parameters]
     optimiser = torch.optim.Adam(parameters, lr=settings["lr"])
     generator = torch.Generator().manual_seed(args.seed)

@@ -60,8 +60,8 @@ def test_cae_threads_reports_one_threaded_job_against_parallel_jobs():
 
 
 
-@pytest.mark.parametrize("decoder", ["broadcast", "deconv"])
-def test_iodine_decoder_probe_prints_val_mse_beside_the_background_floor(tmp_path, decoder):
+@pytest.mark.parametrize(("decoder", "init"), [("broadcast", "torch"), ("deconv", "torch"), ("broadcast", "release")])
+def test_iodine_decoder_probe_prints_val_mse_beside_the_background_floor(tmp_path, decoder, init):
     """bench/iodine_decoder.py on a few generated scenes: one row per --eval-every steps, and the floor."""
     small = tmp_path / "small.yaml"
     small.write_text("datasets:\n  multi_dsprites_small:\n    sizes: {train: 16, val: 4, test: 4}\n")
@@ -71,7 +71,8 @@ def test_iodine_decoder_probe_prints_val_mse_beside_the_background_floor(tmp_pat
                         "multi_dsprites_small", "--split", split, "--out",
                         f"data/processed/multi_dsprites_small/{split}.h5"], check=True, cwd=tmp_path, timeout=120)
     result = subprocess.run([sys.executable, str(BENCH / "iodine_decoder.py"), *configs, "--experiment",
-                             "iodine_multi_dsprites", "--steps", "4", "--eval-every", "2", "--decoder", decoder],
+                             "iodine_multi_dsprites", "--steps", "4", "--eval-every", "2", "--decoder", decoder,
+                             "--init", init],
                             capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
