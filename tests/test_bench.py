@@ -102,3 +102,22 @@ def test_cae_diagnose_prints_the_checks_and_the_gap_table(tmp_path):
     checks, gaps = result.stdout.split("\n\n")
     assert [line.split(",")[0].split()[0] for line in checks.splitlines()[2:]] == ["train", "val"] + ["val"] * 5
     assert sum(int(line.split()[2]) for line in gaps.splitlines()[2:]) <= 8
+
+
+def test_job_times_sums_benchmark_seconds_per_paper_and_stage(tmp_path):
+    """bench/job_times.py on hand-written benchmark files: seconds summed per paper and stage, in minutes."""
+    files = {"train/cae_two_shapes/seed0.tsv": 60, "train/cae_two_shapes/seed1.tsv": 120,
+             "evaluate/cae_two_shapes.tsv": 30, "figure_model/iodine/slots_iodine_multi_dsprites.png.tsv": 90,
+             "generate_dataset/mnist/train.tsv": 6}
+    for name, value in files.items():
+        path = tmp_path / "benchmarks" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"s\th:m:s\n{value}\t0:00:00\n")
+    result = subprocess.run([sys.executable, str(BENCH / "job_times.py"), "--root", str(tmp_path), "--config",
+                             str(BENCH.parent / "config.yaml")], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    rows = {line.split()[0]: line.split()[1:] for line in result.stdout.splitlines()[2:]}
+    assert rows["cae"] == ["0.0", "3.0", "0.5", "0.0", "3.5"]
+    assert rows["iodine"] == ["0.0", "0.0", "0.0", "1.5", "1.5"]
+    assert rows["swwae"] == ["0.1", "0.0", "0.0", "0.0", "0.1"]
+    assert rows["all"][-1] == "5.1"
