@@ -77,18 +77,19 @@ def main() -> None:
     info = train_set.info()
     encode = encoder(model_config, info.channels, info.height)
     if args.decoder == "broadcast":
-        broadcast = iodine.BroadcastDecoder(model_config, info.channels, info.height, info.width)
-        decode, decoder_parameters = (lambda z: broadcast(z)[0]), list(broadcast.parameters())
+        decoder = iodine.BroadcastDecoder(model_config, info.channels, info.height, info.width)
+
+        def decode(z: torch.Tensor) -> torch.Tensor:
+            return decoder(z)[0]  # the means; one slot has no use for its mask logits
     else:
-        decode = deconv_decoder(model_config, info.channels, info.height)
-        decoder_parameters = list(decode.parameters())
+        decoder = decode = deconv_decoder(model_config, info.channels, info.height)
     if args.init == "release":
-        for module in [*encode.modules(), *(broadcast.modules() if args.decoder == "broadcast" else decode.modules())]:
+        for module in [*encode.modules(), *decoder.modules()]:
             if isinstance(module, (nn.Conv2d, nn.Linear)):
                 std = 1 / math.sqrt(module.weight[0].numel())  # fan_in: in_channels·k·k, or in_features
                 nn.init.trunc_normal_(module.weight, std=std, a=-2 * std, b=2 * std)
                 nn.init.zeros_(module.bias)
-    parameters = [*encode.parameters(), *decoder_parameters]
+    parameters = [*encode.parameters(), *decoder.parameters()]
     optimiser = torch.optim.Adam(parameters, lr=settings["lr"])
     generator = torch.Generator().manual_seed(args.seed)
     rows, start = [], time.process_time()
