@@ -10,8 +10,9 @@ import zlib
 import h5py
 import numpy as np
 import pytest
+import torch
 
-from structae.data import h5, splits, sprites
+from structae.data import h5, loader, splits, sprites
 from structae.data.datasets import make_split
 from structae.data.download import download
 from structae.data.sources import SOURCES
@@ -238,3 +239,17 @@ def test_multi_dsprites_sprite_scale_grows_sprites_and_leaves_the_default_scenes
     assert (big["mask"] > 0).mean() > 2.5 * (default["mask"] > 0).mean()  # about 4× the area, less clipping
     with pytest.raises(ValueError, match="sprite_scale must be positive and at most 2.26 at image_size 32"):
         MultiDSpritesOptions(**small, sprite_scale=3.0)
+
+
+@pytest.mark.parametrize("rows_per_chunk", [1, 2, 4096])
+def test_largest_label_leaves_overlaps_out_in_every_chunk(rows_per_chunk):
+    masks = np.zeros((3, 4, 4), np.uint8)
+    masks[0, 0, 0] = h5.IGNORE_LABEL  # a chunk whose maximum is an overlap
+    masks[0, 1, 1] = 1
+    masks[2, 2, 2] = 3
+    masks[2, 3, 3] = h5.IGNORE_LABEL
+    images = np.zeros((3, 4, 4, 1), np.uint8)
+    assert loader._largest_label(torch.from_numpy(masks), rows_per_chunk) == 3
+    assert loader.ImageSet(images, masks).info().max_objects == 3
+    only_overlaps = np.full((1, 4, 4), h5.IGNORE_LABEL, np.uint8)
+    assert loader.ImageSet(images[:1], only_overlaps).info().max_objects == 0

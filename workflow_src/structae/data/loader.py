@@ -65,11 +65,9 @@ class ImageSet:
         return len(self.images)
 
     def info(self) -> DataInfo:
-        labels = self.masks[self.masks != h5.IGNORE_LABEL]
         _, height, width, channels = self.images.shape
         return DataInfo(channels=channels, height=height, width=width, n_images=len(self),
-                        max_objects=int(labels.max()) if labels.numel() else 0,
-                        factors=tuple(sorted(self.factors)))
+                        max_objects=_largest_label(self.masks), factors=tuple(sorted(self.factors)))
 
     def batch(self, rows: torch.Tensor, device: torch.device | str = "cpu") -> dict:
         """The batch dict (module docstring) of `rows`, on `device`."""
@@ -82,6 +80,18 @@ class ImageSet:
         if self.pivot is not None:
             batch["pivot"] = self.pivot.to(device)
         return batch
+
+
+def _largest_label(masks: torch.Tensor, rows_per_chunk: int = 4096) -> int:
+    """The largest object label in `masks`, IGNORE_LABEL left out; 0 for none. A chunked masked_fill, not
+    boolean indexing: on the 46,080 dSprites masks that built gigabytes of int64 indices and took 7 s."""
+    largest = 0
+    for chunk in masks.split(rows_per_chunk):
+        top = int(chunk.max()) if chunk.numel() else 0
+        if top == h5.IGNORE_LABEL:  # overlaps marked: the largest label below them
+            top = int(chunk.masked_fill(chunk == h5.IGNORE_LABEL, 0).max())
+        largest = max(largest, top)
+    return largest
 
 
 def _to_float(images: torch.Tensor) -> torch.Tensor:
