@@ -3,6 +3,9 @@ some settings changed, its val_* scores every --validate-every steps against tra
 table; asserts nothing. The fidelity probes recorded in docs/ (IODINE, CAE) come from these tables; settings
 are chosen here, on val scenes, never on test scenes.
     python bench/val_probe.py --experiment iodine_multi_dsprites --set model_config.latent=4 --steps 1000
+--init-from CHECKPOINT continues a finished run: its weights (and BatchNorm statistics) replace the new model's
+initial ones, while the optimiser starts afresh (a checkpoint keeps no Adam moments; the experiment's warm-up
+covers that), so a long run can be taken further and scored on val at every step count.
 Needs the experiment's train and val files: `snakemake data/processed/<dataset>/{train,val}.h5`.
 """
 
@@ -18,6 +21,7 @@ import torch
 from probe import probe_parser, probed
 
 from bench_common import print_table
+from structae import checkpoint, models
 from structae.config import validate_entry
 from structae.paths import experiment_data
 from structae.train import Run, train
@@ -29,7 +33,23 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--validate-images", type=int, default=200)
     parser.add_argument("--metrics", default="ari_fg,ari,mse", help="val metrics to print, comma-separated")
     parser.add_argument("--keep", metavar="DIR", help="keep the trained model and its log in DIR")
+    parser.add_argument("--init-from", metavar="CHECKPOINT", help="start from this model.pt's weights")
     return parser.parse_args()
+
+
+def start_from(path: str, model_name: str) -> None:
+    """Make the trainer's new `model_name` models load the weights of checkpoint `path` (the trainer builds
+    its model itself; this probe-only hook leaves the engine without an option no experiment uses)."""
+    _, trained, _ = checkpoint.load_model(path, model_name)
+    module = models.get(model_name)
+    built = module.Model
+
+    class Continued(built):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.load_state_dict(trained.state_dict())  # raises if the probe's settings change the shapes
+
+    module.Model = Continued
 
 
 def main() -> None:
@@ -43,6 +63,8 @@ def main() -> None:
     data = experiment_data(config, args.experiment)
     if not data.val or not Path(data.val).is_file():
         raise SystemExit(f"no val split file for {args.experiment} ({data.val}); make it with snakemake first")
+    if args.init_from:
+        start_from(args.init_from, entry["model"])
     torch.set_num_threads(args.threads)
     start = time.process_time()
     with tempfile.TemporaryDirectory() as tmp:

@@ -121,3 +121,32 @@ def test_job_times_sums_benchmark_seconds_per_paper_and_stage(tmp_path):
     assert rows["iodine"] == ["0.0", "0.0", "0.0", "1.5", "1.5"]
     assert rows["swwae"] == ["0.1", "0.0", "0.0", "0.0", "0.1"]
     assert rows["all"][-1] == "5.1"
+
+
+def test_val_probe_init_from_continues_from_the_checkpoint_weights(tmp_path):
+    """bench/val_probe.py --init-from: the probe's model starts from the checkpoint's weights, not a fresh
+    initialisation (an output bias of 7, which no CAE config starts from, is still there after one step)."""
+    import torch
+
+    from structae.checkpoint import save_model
+    from structae.data.loader import ImageSet
+    from structae.models import cae
+
+    small = tmp_path / "small.yaml"
+    small.write_text("datasets:\n  two_shapes:\n    sizes: {train: 32, val: 8, test: 4}\n")
+    configs = ["--config", str(BENCH.parent / "config.yaml"), "--config", str(small)]
+    for split in ("train", "val"):
+        subprocess.run([sys.executable, "-m", "structae.cli", *configs, "data", "make", "--dataset", "two_shapes",
+                        "--split", split, "--out", f"data/processed/two_shapes/{split}.h5"], check=True,
+                       cwd=tmp_path, timeout=120)
+    config = cae.Config(hidden=4, linear=8, output_bias=7.0)
+    info = ImageSet.read(tmp_path / "data/processed/two_shapes/val.h5").info()
+    save_model(tmp_path / "start.pt", "cae", "cae_two_shapes", 0, 0, config, info, cae.Model(config, info))
+    result = subprocess.run([sys.executable, str(BENCH / "val_probe.py"), *configs, "--experiment", "cae_two_shapes",
+                             "--set", "model_config.hidden=4", "--set", "model_config.linear=8", "--set",
+                             "train.batch_size=8", "--steps", "1", "--validate-every", "1", "--validate-images", "8",
+                             "--init-from", "start.pt", "--keep", "kept"],
+                            capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    kept = torch.load(tmp_path / "kept/model.pt", weights_only=True)["state_dict"]["output.bias"]
+    assert kept.item() == pytest.approx(7.0, abs=1e-3)  # the config's own start is -4
