@@ -60,16 +60,24 @@ def test_cae_threads_reports_one_threaded_job_against_parallel_jobs():
 
 
 
+def _small_splits(workdir: Path, dataset: str, sizes: str,
+                  out: str = "data/processed/{dataset}/{split}.h5") -> list[str]:
+    """Generate the train and val splits of `dataset` at `sizes` (a YAML mapping) in `workdir`; the --config
+    arguments that describe them."""
+    small = workdir / "small.yaml"
+    small.write_text(f"datasets:\n  {dataset}:\n    sizes: {sizes}\n")
+    configs = ["--config", str(BENCH.parent / "config.yaml"), "--config", str(small)]
+    for split in ("train", "val"):
+        subprocess.run([sys.executable, "-m", "structae.cli", *configs, "data", "make", "--dataset", dataset,
+                        "--split", split, "--out", out.format(dataset=dataset, split=split)], check=True,
+                       cwd=workdir, timeout=120)
+    return configs
+
+
 @pytest.mark.parametrize(("decoder", "init"), [("broadcast", "torch"), ("deconv", "torch"), ("broadcast", "release")])
 def test_iodine_decoder_probe_prints_val_mse_beside_the_background_floor(tmp_path, decoder, init):
     """bench/iodine_decoder.py on a few generated scenes: one row per --eval-every steps, and the floor."""
-    small = tmp_path / "small.yaml"
-    small.write_text("datasets:\n  multi_dsprites_small:\n    sizes: {train: 16, val: 4, test: 4}\n")
-    configs = ["--config", str(BENCH.parent / "config.yaml"), "--config", str(small)]
-    for split in ("train", "val"):
-        subprocess.run([sys.executable, "-m", "structae.cli", *configs, "data", "make", "--dataset",
-                        "multi_dsprites_small", "--split", split, "--out",
-                        f"data/processed/multi_dsprites_small/{split}.h5"], check=True, cwd=tmp_path, timeout=120)
+    configs = _small_splits(tmp_path, "multi_dsprites_small", "{train: 16, val: 4, test: 4}")
     result = subprocess.run([sys.executable, str(BENCH / "iodine_decoder.py"), *configs, "--experiment",
                              "iodine_multi_dsprites", "--steps", "4", "--eval-every", "2", "--decoder", decoder,
                              "--init", init],
@@ -87,12 +95,7 @@ def test_cae_diagnose_prints_the_checks_and_the_gap_table(tmp_path):
     from structae.data.loader import ImageSet
     from structae.models import cae
 
-    small = tmp_path / "small.yaml"
-    small.write_text("datasets:\n  two_shapes:\n    sizes: {train: 8, val: 8, test: 4}\n")
-    configs = ["--config", str(BENCH.parent / "config.yaml"), "--config", str(small)]
-    for split in ("train", "val"):
-        subprocess.run([sys.executable, "-m", "structae.cli", *configs, "data", "make", "--dataset", "two_shapes",
-                        "--split", split, "--out", f"data/{split}.h5"], check=True, cwd=tmp_path, timeout=120)
+    _small_splits(tmp_path, "two_shapes", "{train: 8, val: 8, test: 4}", out="data/{split}.h5")
     config = cae.Config(hidden=4, linear=8)
     info = ImageSet.read(tmp_path / "data/val.h5").info()
     save_model(tmp_path / "model.pt", "cae", "cae_two_shapes", 0, 0, config, info, cae.Model(config, info))
@@ -132,13 +135,7 @@ def test_val_probe_init_from_continues_from_the_checkpoint_weights(tmp_path):
     from structae.data.loader import ImageSet
     from structae.models import cae
 
-    small = tmp_path / "small.yaml"
-    small.write_text("datasets:\n  two_shapes:\n    sizes: {train: 32, val: 8, test: 4}\n")
-    configs = ["--config", str(BENCH.parent / "config.yaml"), "--config", str(small)]
-    for split in ("train", "val"):
-        subprocess.run([sys.executable, "-m", "structae.cli", *configs, "data", "make", "--dataset", "two_shapes",
-                        "--split", split, "--out", f"data/processed/two_shapes/{split}.h5"], check=True,
-                       cwd=tmp_path, timeout=120)
+    configs = _small_splits(tmp_path, "two_shapes", "{train: 32, val: 8, test: 4}")
     config = cae.Config(hidden=4, linear=8, output_bias=7.0)
     info = ImageSet.read(tmp_path / "data/processed/two_shapes/val.h5").info()
     save_model(tmp_path / "start.pt", "cae", "cae_two_shapes", 0, 0, config, info, cae.Model(config, info))
