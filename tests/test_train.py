@@ -265,6 +265,30 @@ def test_log_after_a_stop_between_log_rows_is_the_uninterrupted_log(engine_dir, 
     assert resumed["train_minutes"].is_monotonic_increasing  # the resumed run adds to the minutes before the stop
 
 
+def test_a_stop_signal_right_after_the_announcement_saves_state(engine_dir, tmp_path, monkeypatch, capsys):
+    """A scheduler or user who sees "training ..." in the log and stops the job gets a resume state, however
+    long the loop takes to start (the CI caught the signal landing before the handler was installed)."""
+    def default_action(signum, frame):
+        raise RuntimeError("the signal reached the handler in place before training")
+
+    entry, data, run = _short_run(engine_dir, tmp_path / "stopped")
+    real_tqdm = engine.tqdm
+
+    def signal_on_start(*args, **kwargs):  # built after the announcement, before the first step
+        assert "training short seed 0" in capsys.readouterr().err
+        os.kill(os.getpid(), signal.SIGTERM)
+        return real_tqdm(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "tqdm", signal_on_start)
+    previous = signal.signal(signal.SIGTERM, default_action)
+    try:
+        with pytest.raises(engine.Preempted, match="after step 1;"):
+            engine.train("short", entry, 0, data, run)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert torch.load(run.state_file, weights_only=False)["step"] == 1
+
+
 def test_validation_scores_are_logged_and_leave_training_unchanged(engine_dir, tmp_path, monkeypatch):
     settings = {"steps": 20, "log_every": 5}
     entry, data, plain = _short_run(engine_dir, tmp_path / "plain", **settings)

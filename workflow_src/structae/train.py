@@ -261,7 +261,14 @@ def fit(name: str, entry: dict, seed: int, images: loader.ImageSet, run: Run,
         ctx: distributed.Context | None = None, validation: loader.ImageSet | None = None) -> dict:
     """The training loop proper, on images already in memory (`train` reads them from the experiment's files).
     With `validation` images and train.validate_every, every such step's log row also holds the val_* scores."""
-    ctx = ctx or distributed.Context()
+    # Listen before announcing the run: a stop signal sent once "training ..." is in the log (what a user or
+    # scheduler watches for) must end in a saved state, not in the default handler's silent exit.
+    with StopRequest().installed() as stop:
+        return _fit(name, entry, seed, images, run, ctx or distributed.Context(), validation, stop)
+
+
+def _fit(name: str, entry: dict, seed: int, images: loader.ImageSet, run: Run, ctx: distributed.Context,
+         validation: loader.ImageSet | None, stop: StopRequest) -> dict:
     settings = entry["train"]
     if settings["batch_size"] % ctx.world:
         raise UserError(f"experiments.{name}.train.batch_size {settings['batch_size']} is not divisible by "
@@ -316,56 +323,55 @@ def fit(name: str, entry: dict, seed: int, images: loader.ImageSet, run: Run,
     minutes = log.rows[-1].get("train_minutes", 0.0) if log.rows else 0.0  # training time, validation not counted
     resumed_at = saved = start  # saved: the step of the state on disk
     pending = None  # a snapshot waiting for the next step's loss to prove it finite
-    with StopRequest().installed() as stop:
-        model.train()
-        for step in range(start, steps):
-            rows = sampler(len(images), batch_size, seed, step)
-            batch = images.batch(rows[ctx.rank * per_process:(ctx.rank + 1) * per_process], ctx.device)
-            with torch.autocast("cuda", dtype=torch.bfloat16) if use_amp else nullcontext():
-                terms = module.loss(wrapped(batch), batch, config)
-            loss = terms["loss"]
-            logged = ctx.mean(torch.stack([t.detach().float() for t in terms.values()]))
-            if not torch.isfinite(logged[0]):
-                kept = f"the last good state (step {saved}) is kept in {run.state_file}" if saved else "no state kept"
-                raise UserError(f"experiments.{name}: loss is {logged[0].item()} at step {step + 1}; {kept}; "
-                                f"lower train.lr (now {settings['lr']:g}) or set train.grad_clip")
-            if pending is not None:  # the weights it holds gave a finite loss: a state to resume from
-                _save_state(run, ctx, pending, model, optimizer, scheduler, stamp)
-                saved, pending = pending.step, None
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if settings["grad_clip"]:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), settings["grad_clip"])
-            optimizer.step()
-            lr = scheduler.get_last_lr()[0]  # the rate this step used
-            scheduler.step()
-            for key, value in zip(terms, logged.tolist(), strict=True):
-                sums[key] = sums.get(key, 0.0) + value
-            done = step + 1
-            if done % settings["log_every"] == 0 or done == steps:
-                now = time.perf_counter()
-                previous = log.rows[-1]["step"] if log.rows else 0
-                last = {key: total / (done - previous) for key, total in sums.items()}
-                timed = done - max(previous, resumed_at)  # steps this process ran since `tick`
-                minutes += (now - tick) / 60
-                row = {"step": done, **last, "lr": lr, "images_per_s": timed * batch_size / (now - tick),
-                       "train_minutes": minutes}
-                if validate_every and (done % validate_every == 0 or done == steps) and ctx.main:
-                    row.update(validation_scores(module, model, config, validation, settings["validate_images"],
-                                                  ctx.device))
-                log.append(row)
-                progress.set_postfix(loss=f"{last['loss']:.4g}", img_s=f"{row['images_per_s']:.0f}")
-                sums, tick = {}, time.perf_counter()  # validating is not training time
-            progress.update(1)
-            stopping = ctx.any(stop.signum is not None)
-            if stopping and _finite(model):  # no next step to vouch for it: finite weights must do
-                _save_state(run, ctx, _snapshot(ctx, done, log, sums), model, optimizer, scheduler, stamp)
-            elif done % settings["checkpoint_every"] == 0 and done < steps:
-                pending = _snapshot(ctx, done, log, sums)
-            if stopping and done < steps:
-                progress.close()
-                signum = stop.signum or signal.SIGTERM  # another process got the signal
-                raise Preempted(signal.Signals(signum).name, signum, done, run.state_file)
+    model.train()
+    for step in range(start, steps):
+        rows = sampler(len(images), batch_size, seed, step)
+        batch = images.batch(rows[ctx.rank * per_process:(ctx.rank + 1) * per_process], ctx.device)
+        with torch.autocast("cuda", dtype=torch.bfloat16) if use_amp else nullcontext():
+            terms = module.loss(wrapped(batch), batch, config)
+        loss = terms["loss"]
+        logged = ctx.mean(torch.stack([t.detach().float() for t in terms.values()]))
+        if not torch.isfinite(logged[0]):
+            kept = f"the last good state (step {saved}) is kept in {run.state_file}" if saved else "no state kept"
+            raise UserError(f"experiments.{name}: loss is {logged[0].item()} at step {step + 1}; {kept}; "
+                            f"lower train.lr (now {settings['lr']:g}) or set train.grad_clip")
+        if pending is not None:  # the weights it holds gave a finite loss: a state to resume from
+            _save_state(run, ctx, pending, model, optimizer, scheduler, stamp)
+            saved, pending = pending.step, None
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if settings["grad_clip"]:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), settings["grad_clip"])
+        optimizer.step()
+        lr = scheduler.get_last_lr()[0]  # the rate this step used
+        scheduler.step()
+        for key, value in zip(terms, logged.tolist(), strict=True):
+            sums[key] = sums.get(key, 0.0) + value
+        done = step + 1
+        if done % settings["log_every"] == 0 or done == steps:
+            now = time.perf_counter()
+            previous = log.rows[-1]["step"] if log.rows else 0
+            last = {key: total / (done - previous) for key, total in sums.items()}
+            timed = done - max(previous, resumed_at)  # steps this process ran since `tick`
+            minutes += (now - tick) / 60
+            row = {"step": done, **last, "lr": lr, "images_per_s": timed * batch_size / (now - tick),
+                   "train_minutes": minutes}
+            if validate_every and (done % validate_every == 0 or done == steps) and ctx.main:
+                row.update(validation_scores(module, model, config, validation, settings["validate_images"],
+                                              ctx.device))
+            log.append(row)
+            progress.set_postfix(loss=f"{last['loss']:.4g}", img_s=f"{row['images_per_s']:.0f}")
+            sums, tick = {}, time.perf_counter()  # validating is not training time
+        progress.update(1)
+        stopping = ctx.any(stop.signum is not None)
+        if stopping and _finite(model):  # no next step to vouch for it: finite weights must do
+            _save_state(run, ctx, _snapshot(ctx, done, log, sums), model, optimizer, scheduler, stamp)
+        elif done % settings["checkpoint_every"] == 0 and done < steps:
+            pending = _snapshot(ctx, done, log, sums)
+        if stopping and done < steps:
+            progress.close()
+            signum = stop.signum or signal.SIGTERM  # another process got the signal
+            raise Preempted(signal.Signals(signum).name, signum, done, run.state_file)
     progress.close()
     if not _finite(model):
         raise UserError(f"experiments.{name}: the weights are not finite after the last step; "
