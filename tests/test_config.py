@@ -33,6 +33,8 @@ def test_embedded_and_paper_configs_are_valid():
     changed = {name for name, entry in longer["experiments"].items() if entry != config["experiments"][name]}
     assert changed == {"cae_mnist_shape", "cae_rgb_max", "cae_rgb_weighted", "cae_rgb_softmax", "cae_rgb_hardmax"}
     assert all(longer["experiments"][name]["train"]["steps"] >= 5000 for name in changed)
+    rgb = [longer["experiments"][name] for name in changed if name.startswith("cae_rgb_")]
+    assert len(rgb) == 4 and all(len(entry["seeds"]) == 4 for entry in rgb)  # the pooling comparison's seeds
     longer = load_config([REPO / "config.yaml", REPO / "config/iodine_long.yaml"])
     changed = {name for name, entry in longer["experiments"].items() if entry != config["experiments"][name]}
     assert changed == {"iodine_multi_dsprites"}
