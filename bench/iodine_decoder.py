@@ -84,11 +84,7 @@ def main() -> None:
     else:
         decoder = decode = deconv_decoder(model_config, info.channels, info.height)
     if args.init == "release":
-        for module in [*encode.modules(), *decoder.modules()]:
-            if isinstance(module, (nn.Conv2d, nn.Linear)):
-                std = 1 / math.sqrt(module.weight[0].numel())  # fan_in: in_channels·k·k, or in_features
-                nn.init.trunc_normal_(module.weight, std=std, a=-2 * std, b=2 * std)
-                nn.init.zeros_(module.bias)
+        iodine.release_init([*encode.modules(), *decoder.modules()])
     parameters = [*encode.parameters(), *decoder.parameters()]
     optimiser = torch.optim.Adam(parameters, lr=settings["lr"])
     generator = torch.Generator().manual_seed(args.seed)

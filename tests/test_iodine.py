@@ -53,7 +53,7 @@ def test_loss_weights_later_iterations_more():
                                      {"update": "gated", "activation": "relu", "layer_norm": False},
                                      {"likelihood": "logistic"},
                                      {"kernel_size": 5, "refine_pool": "average", "refine_lstm": False},
-                                     {"initial": "per_slot"}])
+                                     {"initial": "per_slot"}, {"weight_init": "release"}])
 def test_every_input_set_and_ablation_trains_and_refines(changes):
     config = iodine.Config(**SMALL, **changes)
     torch.manual_seed(0)
@@ -107,3 +107,17 @@ def test_one_slot_without_others_is_refused_with_the_leave_one_out_input():
     with pytest.raises(ValueError, match="leave_one_out input needs 2 or more slots"):
         iodine.Config(slots=1)
     iodine.Config(slots=1, inputs=("image", "means", "mask", "grad_means", "posterior", "grad_posterior"))
+
+
+def test_the_release_start_draws_weights_from_the_truncated_normal_with_zero_biases():
+    torch.manual_seed(0)
+    model = iodine.Model(iodine.Config(**SMALL, weight_init="release"), INFO)
+    layers = [m for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    assert len(layers) == 2 + 1 + 2 + 1 + 1  # decoder convs and 1×1 output, refinement convs, MLP and head
+    for layer in layers:
+        std = layer.weight[0].numel() ** -0.5
+        assert layer.weight.abs().max() <= 2 * std and not layer.bias.any()
+        # N(0, std²) truncated at ±2σ has a standard deviation of 0.88·std; PyTorch's start has 0.58·std
+        assert 0.7 * std < layer.weight.std() < 1.05 * std
+    with pytest.raises(ValueError, match="weight_init must be one of torch, release"):
+        iodine.Config(weight_init="sonnet")

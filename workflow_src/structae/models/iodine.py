@@ -36,6 +36,7 @@ ACTIVATIONS = {"elu": nn.ELU, "relu": nn.ReLU}
 UPDATES = ("additive", "gated")
 POOLS = ("flatten", "average")
 INITIALS = ("shared", "per_slot")
+WEIGHT_INITS = ("torch", "release")
 LIKELIHOODS = ("gaussian", "logistic")
 SIGMA_SHIFT = math.log(math.e - 1)  # softplus⁻¹(1): the initial posterior has σ = 1, the prior's
 
@@ -63,6 +64,9 @@ class Config:
     logistic_scale: float = 0.03  # scale of the logistic pixel likelihood (release: 0.03)
     kl_weight: float = 1.0  # β of the KL term
     initial: str = "shared"  # λ⁰: shared by the slots (the paper) | per_slot (a symmetry-breaking probe)
+    # Conv and linear weights' start: torch (PyTorch's U(±1/√fan_in), random biases) | release (Sonnet's, as
+    # the release: N(0, 1/fan_in) truncated at 2σ, zero biases; about 1.5× larger). The LSTM keeps PyTorch's.
+    weight_init: str = "torch"
 
     def __post_init__(self):
         unknown = set(self.inputs) - set(SPATIAL_INPUTS) - set(VECTOR_INPUTS)
@@ -78,6 +82,8 @@ class Config:
                              "remove it from inputs or raise slots")
         if self.initial not in INITIALS:
             raise ValueError(f"initial must be one of {', '.join(INITIALS)}")
+        if self.weight_init not in WEIGHT_INITS:
+            raise ValueError(f"weight_init must be one of {', '.join(WEIGHT_INITS)}")
         if self.refine_pool not in POOLS:
             raise ValueError(f"refine_pool must be one of {', '.join(POOLS)}")
         if self.kernel_size < 1 or self.kernel_size % 2 == 0:
@@ -89,6 +95,17 @@ class Config:
             raise ValueError("slots, iterations, latent and the widths must be positive")
         if self.sigma <= 0 or self.logistic_scale <= 0 or self.coordinate_scale <= 0:
             raise ValueError("sigma, logistic_scale and coordinate_scale must be positive")
+
+
+def release_init(modules) -> None:
+    """Sonnet's default start, the release's: every conv and linear weight from N(0, 1/fan_in) truncated at
+    2σ, biases 0. PyTorch's U(±1/√fan_in) has a standard deviation √3 times smaller and random biases."""
+    for module in modules:
+        if isinstance(module, (nn.Conv2d, nn.Linear)):
+            std = 1 / math.sqrt(module.weight[0].numel())  # fan_in: in_channels·k·k, or in_features
+            nn.init.trunc_normal_(module.weight, std=std, a=-2 * std, b=2 * std)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
 
 
 def coordinate_grid(height: int, width: int, device=None) -> torch.Tensor:
@@ -207,6 +224,8 @@ class Model(nn.Module):
             initial = initial.repeat(config.slots, 1)
             initial[:, :config.latent] = torch.randn(config.slots, config.latent)
         self.initial = nn.Parameter(initial)
+        if config.weight_init == "release":
+            release_init(self.modules())
 
     def _decode(self, lam: torch.Tensor, image: torch.Tensor, generator: torch.Generator | None = None) -> dict:
         """One decoding of posterior λ (B, K, 2L): means, masks, the loss terms per image. Noise comes from
