@@ -147,3 +147,22 @@ def test_val_probe_init_from_continues_from_the_checkpoint_weights(tmp_path):
     assert result.returncode == 0, result.stderr
     kept = torch.load(tmp_path / "kept/model.pt", weights_only=True)["state_dict"]["output.bias"]
     assert kept.item() == pytest.approx(7.0, abs=1e-3)  # the config's own start is -4
+
+
+@pytest.mark.parametrize("order", ["script", "pipeline"])
+def test_cae_official_trains_our_side_and_prints_a_val_row_per_interval(tmp_path, order):
+    """bench/cae_official.py, our side, on a few generated 2Shapes scenes: a val row every --validate-every
+    steps, ARI-FG in [-1, 1]. The official side needs its checkout: without --anchor it is a one-line error."""
+    _small_splits(tmp_path, "two_shapes", "{train: 8, val: 4, test: 4}", out="data/{split}.h5")
+    command = [sys.executable, str(BENCH / "cae_official.py"), "--data", "data", "--batch-size", "4",
+               "--steps", "4", "--validate-every", "2", "--warmup", "2"]
+    result = subprocess.run([*command, "--side", "ours", "--order", order], capture_output=True, text=True,
+                            timeout=300, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    rows = [line.split("|")[1:-1] for line in result.stdout.splitlines() if line.startswith("| ") and
+            line.split("|")[1].strip().isdigit()]
+    assert [int(row[0]) for row in rows] == [2, 4]
+    assert all(-1 <= float(row[2]) <= 1 for row in rows)
+    missing = subprocess.run([*command, "--side", "official"], capture_output=True, text=True, timeout=120,
+                             cwd=tmp_path)
+    assert missing.returncode == 2 and "--anchor" in missing.stderr.splitlines()[-1]

@@ -1,0 +1,138 @@
+"""Train the official CAE (loeweX/ComplexAutoEncoder) or ours on the same batches of a dataset split and score
+both on val with the pipeline's evaluation, to tell whether a gap to a published number lies in the model or
+in the data. Prints val ARI-FG, phase gap and MSE every --validate-every steps; asserts nothing.
+    python bench/cae_official.py --side official --anchor /tmp/anchors/src/cae --anchor-site /tmp/anchors/site-cae \
+        --data data/processed/mnist_shape --steps 2000
+    python bench/cae_official.py --side ours --data data/processed/mnist_shape --steps 2000
+The anchor's code is cloned outside this repository (docs/benchmarks.md); --anchor-site holds its own imports
+(einops, hydra-core: `pip install --target DIR einops hydra-core`), appended after ours on sys.path. Both
+sides draw the same batches (--seed), use Adam with a linear warm-up (the official schedule) and start the
+output conv at weight 1, bias 0 (the official start).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import h5py
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from structae import metrics
+from structae.data import loader
+from structae.data.h5 import IGNORE_LABEL
+from structae.data.info import DataInfo
+from structae.models import cae
+
+
+def arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--side", choices=("ours", "official"), required=True)
+    parser.add_argument("--data", required=True, help="folder with train.h5 and val.h5")
+    parser.add_argument("--anchor", help="the official code's checkout (its codebase/ package)")
+    parser.add_argument("--anchor-site", help="a folder holding the anchor's own imports")
+    parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--lr", type=float, default=3e-3)
+    parser.add_argument("--warmup", type=int, default=100)
+    parser.add_argument("--validate-every", type=int, default=250)
+    parser.add_argument("--validate-images", type=int, default=500)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--order", choices=("script", "pipeline"), default="script",
+                        help="batches from this script's generator, or the workflow trainer's (loader.step_rows)")
+    args = parser.parse_args()
+    if args.side == "official" and not args.anchor:
+        parser.error("--side official needs --anchor, the official code's checkout")
+    return args
+
+
+def images_of(path: str, limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    with h5py.File(path, "r") as f:
+        image, mask = f["image"][:limit], f["mask"][:limit]
+    return torch.from_numpy(image).permute(0, 3, 1, 2).float() / 255, torch.from_numpy(mask.astype(np.int64))
+
+
+def official_model(args, channels: int, side: int):
+    sys.path.insert(0, args.anchor)
+    if args.anchor_site:
+        sys.path.append(args.anchor_site)
+    from codebase.model.ComplexAutoEncoder import ComplexAutoEncoder
+    from omegaconf import OmegaConf
+
+    opt = OmegaConf.create({
+        "seed": args.seed, "use_cuda": False,
+        "input": {"batch_size": args.batch_size, "channel": channels, "image_height": side, "image_width": side},
+        "model": {"hidden_dim": 32, "linear_dim": 64},
+        "training": {"learning_rate": args.lr, "print_idx": 10**9},
+        "evaluation": {"phase_mask_threshold": 0.1}})
+    model = ComplexAutoEncoder(opt)
+
+    def forward(images: torch.Tensor) -> dict:
+        model.opt.input.batch_size = len(images)  # its decoder reshapes to the configured batch size
+        reconstruction, output = model.decode(model.encode(model._prepare_input(images)))
+        return {"reconstruction": reconstruction, "phase": output.angle()[:, 0], "magnitude": output.abs()[:, 0]}
+    return model, forward
+
+
+def our_model(channels: int, side: int, n_objects: int):
+    model = cae.Model(cae.Config(hidden=32, linear=64), DataInfo(channels, side, side, 0, n_objects, ()))
+    return model, lambda images: model({"image": images})
+
+
+def score(forward, model, images, masks) -> dict:
+    model.eval()
+    with torch.no_grad():
+        outputs = forward(images)
+        predicted = cae.segment(outputs, masks, cae.EvalConfig())
+        ari = metrics.segmentation_ari(masks, predicted)
+        gap = cae.phase_separation(outputs["phase"], outputs["magnitude"], masks, 0.1)["phase_gap"]
+        mse = F.mse_loss(outputs["reconstruction"], images).item()
+    model.train()
+    return {"ari_fg": ari["ari_fg"].mean().item(), "gap": gap.nanmean().item(), "mse": mse}
+
+
+def main() -> None:
+    args = arguments()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    train_images, _ = images_of(f"{args.data}/train.h5")
+    val_images, val_masks = images_of(f"{args.data}/val.h5", args.validate_images)
+    channels, side = train_images.shape[1], train_images.shape[2]
+    if args.side == "official":
+        model, forward = official_model(args, channels, side)
+    else:
+        model, forward = our_model(channels, side, int(val_masks[val_masks != IGNORE_LABEL].max()))
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
+    order = np.random.default_rng(args.seed)
+    batches = iter(())
+    print(f"{args.side} on {args.data}: batch {args.batch_size}, lr {args.lr:g}, warm-up {args.warmup}, "
+          f"seed {args.seed}, {args.order} batch order")
+    print("| step | training minutes | val ARI-FG | val phase gap (rad) | val MSE |\n|---|---|---|---|---|")
+    start = time.process_time()
+    for step in range(1, args.steps + 1):
+        batch = loader.step_rows(len(train_images), args.batch_size, args.seed, step - 1).numpy() \
+            if args.order == "pipeline" else next(batches, None)
+        if batch is None:
+            permutation = order.permutation(len(train_images))
+            batches = iter(permutation[i:i + args.batch_size]
+                           for i in range(0, len(permutation) - args.batch_size + 1, args.batch_size))
+            batch = next(batches)
+        for group in optimizer.param_groups:
+            group["lr"] = args.lr * min(1.0, step / args.warmup)
+        images = train_images[torch.from_numpy(batch)]
+        loss = F.mse_loss(forward(images)["reconstruction"], images)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        if step % args.validate_every == 0 or step == args.steps:
+            minutes = (time.process_time() - start) / 60
+            s = score(forward, model, val_images, val_masks)
+            print(f"| {step} | {minutes:.1f} | {s['ari_fg']:.3f} | {s['gap']:.2f} | {s['mse']:.4f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
