@@ -6,8 +6,10 @@ in the data. Prints val ARI-FG, phase gap and MSE every --validate-every steps; 
     python bench/cae_official.py --side ours --data data/processed/mnist_shape --steps 2000
 The anchor's code is cloned outside this repository (docs/benchmarks.md); --anchor-site holds its own imports
 (einops, hydra-core: `pip install --target DIR einops hydra-core`), appended after ours on sys.path. Both
-sides draw the same batches (--seed), use Adam with a linear warm-up (the official schedule) and start the
-output conv at weight 1, bias 0 (the official start).
+sides draw the same batches, use Adam with a linear warm-up (the official schedule) and start the output conv
+at weight 1, bias 0 (the official start). --seed seeds the initial weights and the batch order; with --order
+pipeline the batches are the workflow trainer's, so that our side repeats the pipeline's run of that seed
+(docs/cae.md: its val scores match the pipeline's log to the last digit).
 """
 
 from __future__ import annotations
