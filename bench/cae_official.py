@@ -15,18 +15,15 @@ pipeline the batches are the workflow trainer's, so that our side repeats the pi
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 import time
 
-import h5py
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from structae import metrics
 from structae.data import loader
-from structae.data.h5 import IGNORE_LABEL
-from structae.data.info import DataInfo
 from structae.models import cae
 
 
@@ -52,12 +49,6 @@ def arguments() -> argparse.Namespace:
     return args
 
 
-def images_of(path: str, limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    with h5py.File(path, "r") as f:
-        image, mask = f["image"][:limit], f["mask"][:limit]
-    return torch.from_numpy(image).permute(0, 3, 1, 2).float() / 255, torch.from_numpy(mask.astype(np.int64))
-
-
 def official_model(args, channels: int, side: int):
     sys.path.insert(0, args.anchor)
     if args.anchor_site:
@@ -73,66 +64,69 @@ def official_model(args, channels: int, side: int):
         "evaluation": {"phase_mask_threshold": 0.1}})
     model = ComplexAutoEncoder(opt)
 
-    def forward(images: torch.Tensor) -> dict:
+    def forward(batch: dict) -> dict:
+        images = batch["image"]
         model.opt.input.batch_size = len(images)  # its decoder reshapes to the configured batch size
         reconstruction, output = model.decode(model.encode(model._prepare_input(images)))
         return {"reconstruction": reconstruction, "phase": output.angle()[:, 0], "magnitude": output.abs()[:, 0]}
     return model, forward
 
 
-def our_model(channels: int, side: int, n_objects: int):
-    model = cae.Model(cae.Config(hidden=32, linear=64), DataInfo(channels, side, side, 0, n_objects, ()))
-    return model, lambda images: model({"image": images})
-
-
-def score(forward, model, images, masks) -> dict:
+def score(forward, model, val: dict) -> dict:
+    """Val ARI-FG, phase gap and MSE, averaged over images: the pipeline's evaluation (`cae.evaluate`), which
+    reads only phase, magnitude and reconstruction from `forward`, so the official model's outputs fit it."""
     model.eval()
     with torch.no_grad():
-        outputs = forward(images)
-        predicted = cae.segment(outputs, masks, cae.EvalConfig())
-        ari = metrics.segmentation_ari(masks, predicted)
-        gap = cae.phase_separation(outputs["phase"], outputs["magnitude"], masks, 0.1)["phase_gap"]
-        mse = F.mse_loss(outputs["reconstruction"], images).item()
+        scores = cae.evaluate(forward, val, cae.Config())
     model.train()
-    return {"ari_fg": ari["ari_fg"].mean().item(), "gap": gap.nanmean().item(), "mse": mse}
+    return {"ari_fg": scores["ari_fg"].mean().item(), "gap": scores["phase_gap"].nanmean().item(),
+            "mse": scores["mse"].mean().item()}
+
+
+def script_order(n: int, batch_size: int, seed: int):
+    """Rows of each batch: an epoch of shuffled rows after another, the last partial batch dropped."""
+    order = np.random.default_rng(seed)
+    while True:
+        permutation = order.permutation(n)
+        for i in range(0, n - batch_size + 1, batch_size):
+            yield torch.from_numpy(permutation[i:i + batch_size])
+
+
+def pipeline_order(n: int, batch_size: int, seed: int):
+    """The workflow trainer's batches (loader.step_rows), step after step."""
+    return (loader.step_rows(n, batch_size, seed, step) for step in itertools.count())
 
 
 def main() -> None:
     args = arguments()
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    train_images, _ = images_of(f"{args.data}/train.h5")
-    val_images, val_masks = images_of(f"{args.data}/val.h5", args.validate_images)
-    channels, side = train_images.shape[1], train_images.shape[2]
+    train = loader.ImageSet.read(f"{args.data}/train.h5")
+    val_set = loader.ImageSet.read(f"{args.data}/val.h5")
+    val = val_set.batch(torch.arange(min(args.validate_images, len(val_set))))
+    info = train.info()
     if args.side == "official":
-        model, forward = official_model(args, channels, side)
+        model, forward = official_model(args, info.channels, info.height)
     else:
-        model, forward = our_model(channels, side, int(val_masks[val_masks != IGNORE_LABEL].max()))
+        model = cae.Model(cae.Config(hidden=32, linear=64), info)
+        forward = model
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
-    order = np.random.default_rng(args.seed)
-    batches = iter(())
+    batches = (pipeline_order if args.order == "pipeline" else script_order)(len(train), args.batch_size, args.seed)
     print(f"{args.side} on {args.data}: batch {args.batch_size}, lr {args.lr:g}, warm-up {args.warmup}, "
           f"seed {args.seed}, {args.order} batch order")
     print("| step | training minutes | val ARI-FG | val phase gap (rad) | val MSE |\n|---|---|---|---|---|")
     start = time.process_time()
-    for step in range(1, args.steps + 1):
-        batch = loader.step_rows(len(train_images), args.batch_size, args.seed, step - 1).numpy() \
-            if args.order == "pipeline" else next(batches, None)
-        if batch is None:
-            permutation = order.permutation(len(train_images))
-            batches = iter(permutation[i:i + args.batch_size]
-                           for i in range(0, len(permutation) - args.batch_size + 1, args.batch_size))
-            batch = next(batches)
+    for step, rows in zip(range(1, args.steps + 1), batches, strict=False):  # batches never end
         for group in optimizer.param_groups:
             group["lr"] = args.lr * min(1.0, step / args.warmup)
-        images = train_images[torch.from_numpy(batch)]
-        loss = F.mse_loss(forward(images)["reconstruction"], images)
+        batch = train.batch(rows)
+        loss = F.mse_loss(forward(batch)["reconstruction"], batch["image"])
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
         if step % args.validate_every == 0 or step == args.steps:
             minutes = (time.process_time() - start) / 60
-            s = score(forward, model, val_images, val_masks)
+            s = score(forward, model, val)
             print(f"| {step} | {minutes:.1f} | {s['ari_fg']:.3f} | {s['gap']:.2f} | {s['mse']:.4f} |", flush=True)
 
 
