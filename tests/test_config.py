@@ -69,6 +69,14 @@ def test_paper_scale_cae_keeps_the_official_output_initialisation():
     assert cae and all(entry["model_config"].get("output_bias", 0) == 0 for entry in cae.values())
 
 
+def test_paper_scale_iodine_starts_its_weights_as_the_release():
+    """The release builds its modules with Sonnet's default initialisers; PyTorch's start is √3 times smaller,
+    so a paper-scale IODINE without `weight_init: release` would not be the release's model."""
+    paper = load_config([REPO / "config.yaml", REPO / "config/paper.yaml"])["experiments"]
+    iodine = {name: entry for name, entry in paper.items() if entry["model"] == "iodine"}
+    assert len(iodine) == 7 and all(entry["model_config"]["weight_init"] == "release" for entry in iodine.values())
+
+
 @pytest.mark.parametrize("mutate, expected", [
     (lambda c: c["datasets"]["two_shapes"].update(sizez={}), "datasets.two_shapes.sizez: unknown key; allowed here:"),
     (lambda c: c["datasets"]["two_shapes"]["sizes"].update(train=-5),
