@@ -39,6 +39,11 @@ def test_embedded_and_paper_configs_are_valid():
     changed = {name for name, entry in longer["experiments"].items() if entry != config["experiments"][name]}
     assert changed == {"iodine_multi_dsprites"}
     assert longer["experiments"]["iodine_multi_dsprites"]["train"]["steps"] > 10000
+    bigger = load_config([REPO / "config.yaml", REPO / "config/iodine_big_sprites.yaml"])  # the first split's data
+    changed = {name for name, entry in bigger["experiments"].items() if entry != config["experiments"][name]}
+    assert changed == {"iodine_multi_dsprites"}
+    assert bigger["experiments"]["iodine_multi_dsprites"]["dataset"] == "multi_dsprites_big"
+    assert bigger["datasets"]["multi_dsprites_big"]["options"]["sprite_scale"] == 2
 
 
 def test_the_package_schema_is_the_documented_one():
