@@ -24,7 +24,9 @@ def batched_kmeans(points: torch.Tensor, k: torch.Tensor, valid: torch.Tensor, i
 
     points (B, N, D); k (B,) clusters per image (>= 1); valid (B, N) bool, points that take part.
     Returns labels (B, N) in [0, k_b); invalid points get the label of their nearest centre.
-    Deterministic given `generator`'s state; the two methods draw their seeds differently.
+    Deterministic given `generator`'s state; the two methods draw their seeds differently. `generator` is a CPU
+    generator whatever the points' device: CUDA's generator draws other numbers from the same seed, so
+    evaluation on a GPU would seed other clusterings than on a CPU (bench/gpu_check.py compares the two).
     """
     if method not in METHODS:
         raise ValueError(f"k-means method must be one of {', '.join(METHODS)}")
@@ -114,11 +116,17 @@ def _kmeans_plus_plus(points, valid, k_max, generator) -> torch.Tensor:
     batch = points.shape[0]
     rows = torch.arange(batch, device=points.device)
     weights = valid.to(points.dtype) + 1e-12  # images without valid points still draw something
-    first = torch.multinomial(weights, 1, generator=generator)[:, 0]
+    first = _draw(weights, generator)
     centres = [points[rows, first]]
     nearest = (points - centres[0][:, None]).pow(2).sum(-1)  # (B, N)
     for _ in range(1, k_max):
-        chosen = torch.multinomial(nearest * valid + 1e-12, 1, generator=generator)[:, 0]
+        chosen = _draw(nearest * valid + 1e-12, generator)
         centres.append(points[rows, chosen])
         nearest = torch.minimum(nearest, (points - centres[-1][:, None]).pow(2).sum(-1))
     return torch.stack(centres, 1)
+
+
+def _draw(weights: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """One index per row of `weights` (B, N), drawn ∝ weight from the CPU `generator`: on a GPU the weights
+    travel to the CPU for the draw (a few kB per image), so both devices draw the same indices."""
+    return torch.multinomial(weights.cpu(), 1, generator=generator)[:, 0].to(weights.device)

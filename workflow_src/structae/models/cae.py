@@ -245,7 +245,7 @@ def segment(outputs: dict, mask: torch.Tensor, settings: EvalConfig) -> torch.Te
     scored = mask != IGNORE_LABEL
     k = torch.where(scored, mask, 0).flatten(1).amax(1) + 1  # labels 0..max: objects + background
     points = phase_features(outputs["phase"], outputs["magnitude"], settings.mask_threshold)
-    generator = torch.Generator(device=points.device).manual_seed(settings.seed)
+    generator = torch.Generator().manual_seed(settings.seed)  # on the CPU: the same seeds on every device
     labels = batched_kmeans(points, k, scored.flatten(1), settings.kmeans_iterations, settings.kmeans_restarts,
                             generator)
     return labels.view_as(mask)

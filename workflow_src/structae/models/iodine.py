@@ -233,7 +233,10 @@ class Model(nn.Module):
         config, (batch, slots, _) = self.config, lam.shape
         mu, raw_sigma = lam.chunk(2, -1)
         sigma = F.softplus(raw_sigma) + 1e-4
-        noise = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+        if generator is None:
+            noise = torch.randn(mu.shape, device=mu.device, dtype=mu.dtype)
+        else:  # a CPU generator: the same samples whatever device evaluates (see clustering.batched_kmeans)
+            noise = torch.randn(mu.shape, generator=generator, dtype=mu.dtype).to(mu.device)
         z = mu + sigma * noise
         means, logits = self.decoder(z.reshape(batch * slots, -1))
         means = means.view(batch, slots, *means.shape[1:])  # (B, K, C, H, W)
@@ -288,7 +291,7 @@ class Model(nn.Module):
         lam = self.initial.expand(b, config.slots, -1)  # (2L,) shared or (K, 2L) per slot
         state = None
         if generator is None and not self.training:
-            generator = torch.Generator(image.device).manual_seed(0)
+            generator = torch.Generator().manual_seed(0)
         losses, masks, reconstructions = [], [], []
         with torch.enable_grad():  # the refinement inputs need ∇L also when evaluating under no_grad
             for t in range(config.iterations):
@@ -355,7 +358,7 @@ def color_kmeans(image: torch.Tensor, k: int, seed: int = 0) -> torch.Tensor:
     batch, channels, height, width = image.shape
     points = image.permute(0, 2, 3, 1).reshape(batch, height * width, channels)
     valid = torch.ones(batch, height * width, dtype=torch.bool, device=image.device)
-    generator = torch.Generator(device=image.device).manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
     labels = clustering.batched_kmeans(points, torch.full((batch,), k, device=image.device), valid, 30, 3, generator)
     return labels.view(batch, height, width)
 
@@ -372,7 +375,7 @@ def evaluate(model: Model, batch: dict, config: Config, settings: EvalConfig | N
     iteration's without suffix; and the colour k-means baseline with as many clusters as slots."""
     settings = settings or EvalConfig()
     image, mask = batch["image"], batch["mask"]
-    outputs = model(batch, torch.Generator(image.device).manual_seed(settings.seed))
+    outputs = model(batch, torch.Generator().manual_seed(settings.seed))
     result = {}
     for t in range(config.iterations):
         segmentation = outputs["masks_per_iteration"][t].argmax(1)  # (B, H, W): each pixel's most likely slot
