@@ -5,7 +5,8 @@ import re
 import sys
 
 from structae import claims, figures, models, names, paths
-from structae.config import NOT_TRAINING, validate_config
+from structae.config import validate_config
+from structae.experiment_keys import NOT_TRAINING
 from structae.data.datasets import raw_path, sources_of
 from structae.data.sources import SOURCES
 from structae.errors import UserError

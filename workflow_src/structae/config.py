@@ -21,9 +21,6 @@ from structae import config_files, models, names
 from structae.errors import UserError
 
 SCHEMA_PATH = Path(__file__).with_name("schemas") / "config.schema.yaml"
-# Keys of an experiment that do not change the trained model: changing them must not retrain (the workflow's
-# train params and the resume state's fingerprint both leave them out).
-NOT_TRAINING = ("seeds", "evaluate", "resources", "reported")
 # Bounds on what a config may expand to. YAML anchors can nest exponentially (a few lines holding gigabytes)
 # and every entry travels on a command line (--spec), where one argument is limited to 128 KiB.
 MAX_VALUES = 100_000

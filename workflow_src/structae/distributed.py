@@ -1,8 +1,10 @@
 """Single-process or torchrun-launched DistributedDataParallel, behind one small object.
 
 Under `torchrun --nproc_per_node N` the environment carries RANK, WORLD_SIZE and LOCAL_RANK; each
-process then trains on its shard of every global batch, NCCL on GPUs and gloo on CPU. Without
-torchrun everything here is a no-op, so the training loop reads the same in both cases.
+process then trains on its shard of every global batch, NCCL on GPUs and gloo on CPU. A process that
+torchrun launched joins a process group even when N is 1, so `torchrun --nproc_per_node 1` runs the DDP
+code path (bench/gpu_check.py checks NCCL that way on a one-GPU machine). Without torchrun everything
+here is a no-op, so the training loop reads the same in both cases.
 """
 
 from __future__ import annotations
@@ -20,10 +22,11 @@ class Context:
     world: int = 1
     local_rank: int = 0
     device: torch.device = torch.device("cpu")
+    grouped: bool = False  # in a process group (launched by torchrun)
 
     @property
     def enabled(self) -> bool:
-        return self.world > 1
+        return self.grouped
 
     @property
     def main(self) -> bool:
@@ -68,7 +71,7 @@ def start() -> Context:
         torch.cuda.set_device(device)
     else:
         device = torch.device("cpu")
-    if world == 1:
+    if world == 1 and "TORCHELASTIC_RUN_ID" not in os.environ:  # not launched by torchrun
         return Context(device=device)
     dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-    return Context(rank=dist.get_rank(), world=world, local_rank=local_rank, device=device)
+    return Context(rank=dist.get_rank(), world=world, local_rank=local_rank, device=device, grouped=True)

@@ -36,10 +36,10 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from structae import checkpoint, distributed, files, models, paths
-from structae.config import NOT_TRAINING
 from structae.data import loader
 from structae.errors import Preempted, UserError
 from structae.evaluate import nan_means
+from structae.experiment_keys import NOT_TRAINING
 from structae.options import from_mapping
 from structae.paths import ExperimentData
 
