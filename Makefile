@@ -11,7 +11,7 @@ STAMP := $(ENV_DIR)/.structae-installed
 # Rules call the `structae` command, so the environment's bin/ must lead PATH.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: all test check setup lint rulegraph push pull
+.PHONY: all test check setup lint rulegraph push pull gpu-check
 all: $(STAMP)
 	$(BIN)/snakemake all
 
@@ -48,3 +48,8 @@ push: $(STAMP)
 
 pull: $(STAMP)
 	$(BIN)/structae share pull
+
+# Paper scale on one GPU in at most 8 minutes: every experiment's step, the resources it asks, resume, DDP,
+# evaluation and a short IODINE run (docs/cluster.md). On a cluster: `srun --gpus 1 -t 15 make gpu-check`.
+gpu-check: $(STAMP)
+	$(BIN)/python bench/gpu_check.py --out results/gpu_check.md
