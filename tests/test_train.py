@@ -373,3 +373,37 @@ def test_compiled_training_follows_the_eager_loss_curve(engine_dir, tmp_path):
         engine.train("short", entry, 0, data, run)
         logs.append(pd.read_csv(run.log_file).drop(columns=["images_per_s", "train_minutes"]))
     pd.testing.assert_frame_equal(logs[0], logs[1], rtol=1e-4, atol=1e-6)
+
+
+def test_a_resume_state_loads_to_the_cpu_whatever_the_device(tmp_path):
+    """A GPU run's resume state: loaded onto the GPU, its random states were GPU tensors, which
+    torch.cuda.set_rng_state refuses (bench/gpu_check.py's first run on an H200). Loaded to the CPU, they are
+    set as saved. Here the training device is named CUDA on a machine without one: loading to it fails."""
+    run = Run(tmp_path / "model.pt", tmp_path / "log.csv", tmp_path / "resume")
+    run.resume_dir.mkdir()
+    torch.save({"step": 3, "fingerprint": "same", "rng": [{"cpu": torch.get_rng_state()}]}, run.state_file)
+    state = engine._load_state(run, "same", engine.distributed.Context(device=torch.device("cuda", 0)))
+    assert state is not None and state["rng"][0]["cpu"].device.type == "cpu"
+
+
+def test_evaluation_scores_with_exact_fp32_kernels_and_restores_them(tmp_path, monkeypatch):
+    """TF32 convolutions moved a GPU's ARI off the CPU's (docs/cluster.md): scoring turns them off."""
+    from structae.data.info import DataInfo
+    from structae.evaluate import evaluate_checkpoint
+
+    info = DataInfo(1, 8, 8, 4, 1, ())
+    config = tiny.Config()
+    checkpoint.save_model(tmp_path / "model.pt", "tiny", "t", 0, 1, config, info, tiny.Model(config, info))
+    seen = []
+    real = tiny.evaluate
+
+    def recording(*args, **kwargs):
+        seen.append((torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32,
+                     torch.backends.cudnn.deterministic))
+        return real(*args, **kwargs)
+    monkeypatch.setattr(tiny, "evaluate", recording)
+    before = torch.backends.cudnn.allow_tf32
+    evaluate_checkpoint(tmp_path / "model.pt", "tiny", loader.ImageSet.synthetic(info, 4),
+                        {"batch_size": 4, "max_images": 0, "model": {}})
+    assert seen == [(False, False, True)]
+    assert torch.backends.cudnn.allow_tf32 == before

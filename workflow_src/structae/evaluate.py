@@ -13,7 +13,8 @@ number reported. The order of test images is fixed, so evaluation is determinist
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -38,6 +39,24 @@ def evaluation_settings(module, values: dict, model_name: str):
             raise UserError(f"evaluate.model: model '{model_name}' has no evaluation settings; remove them")
         return None
     return from_mapping(module.EvalConfig, values, "evaluate.model")
+
+
+@contextmanager
+def exact_kernels() -> Iterator[None]:
+    """Full fp32 and cuDNN's deterministic algorithms while scoring (no-ops on a CPU). PyTorch's default TF32
+    convolutions round to 10-bit mantissas: on an H200 they moved a CAE checkpoint's ARI by 1e-5 against the
+    CPU's, and IODINE's by up to 1e-3 (k-means and argmax labels flip); without them the same checkpoint scored
+    the CPU's ARI to 1e-18 (bench/gpu_check.py, docs/cluster.md). Scoring is a small share of a run's time."""
+    backends = torch.backends
+    saved = (backends.cudnn.allow_tf32, backends.cuda.matmul.allow_tf32, backends.cudnn.deterministic,
+             backends.cudnn.benchmark)
+    backends.cudnn.allow_tf32 = backends.cuda.matmul.allow_tf32 = False
+    backends.cudnn.deterministic, backends.cudnn.benchmark = True, False
+    try:
+        yield
+    finally:
+        (backends.cudnn.allow_tf32, backends.cuda.matmul.allow_tf32, backends.cudnn.deterministic,
+         backends.cudnn.benchmark) = saved
 
 
 def nan_means(per_image_batches: Iterable[dict[str, torch.Tensor]]) -> dict[str, float]:
@@ -78,7 +97,7 @@ def evaluate_checkpoint(path: str | Path, model_name: str, images: loader.ImageS
                 per_image["bce_to_diff"] = metrics.bce_per_image(module.reconstruct(model, batch), target)
             yield per_image
 
-    with torch.no_grad():
+    with torch.no_grad(), exact_kernels():
         return nan_means(scored_batches())
 
 

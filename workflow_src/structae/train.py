@@ -38,7 +38,7 @@ from tqdm import tqdm
 from structae import checkpoint, distributed, files, models, paths
 from structae.data import loader
 from structae.errors import Preempted, UserError
-from structae.evaluate import nan_means
+from structae.evaluate import exact_kernels, nan_means
 from structae.experiment_keys import NOT_TRAINING
 from structae.options import from_mapping
 from structae.paths import ExperimentData
@@ -182,7 +182,7 @@ def validation_scores(module, model: torch.nn.Module, config, images: loader.Ima
     count = min(count, len(images))
     batches = (images.batch(torch.arange(start, min(start + VALIDATION_BATCH, count)), device)
                for start in range(0, count, VALIDATION_BATCH))
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), torch.no_grad():
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), torch.no_grad(), exact_kernels():
         model.eval()
         try:
             means = nan_means(module.evaluate(model, batch, config) for batch in batches)
@@ -222,7 +222,9 @@ def _load_state(run: Run, stamp: str, ctx) -> dict | None:
     if not run.state_file.is_file():
         return None
     try:
-        state = torch.load(run.state_file, map_location=ctx.device, weights_only=True)
+        # To the CPU whatever the device: the random states must be CPU byte tensors (torch.cuda.set_rng_state
+        # refuses one on the GPU), and load_state_dict copies weights and moments onto their parameters' device.
+        state = torch.load(run.state_file, map_location="cpu", weights_only=True)
     except Exception:  # a foreign or damaged file: training from scratch is always correct
         print(f"warning: {run.state_file} is unreadable; training from scratch", file=sys.stderr)
         return None
