@@ -34,7 +34,6 @@ import copy
 import json
 import multiprocessing
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -63,11 +62,14 @@ from structae.evaluate import evaluate_checkpoint  # noqa: E402
 # scenes of at most 6 objects, counted here as all 100k), dSprites' 737,280 and MNIST's 60,000 training digits.
 SOURCE_RECORDS = {"multi_dsprites_colored_on_grayscale": 1_000_000, "tetrominoes": 1_000_000,
                   "clevr_with_masks": 100_000, "dsprites_npz": 737_280, "mnist_idx": 60_000}
-TOO_LARGE = 3.0  # an ask over 3× the projection is marked
-MARGIN = 1.1  # an ask under 1.1× the projection is marked too small (validation and checkpoints cost time too)
+TOO_LARGE = 3.0  # an ask over 3× the need is marked
+MARGIN = 1.1  # an ask under 1.1× the need is marked too small
+STARTUP_H = 10 / 60  # a job's time besides its steps: reading its splits, CUDA's start, val scoring, checkpoints
+PROCESS_GIB = 3.0  # a training process's own memory: PyTorch with the CUDA libraries mapped
 VARIANT_CASES = ("cae_three_shapes", "iodine_multi_dsprites")
 IODINE_CASE = "iodine_multi_dsprites"
 EVAL_CASE = "cae_two_shapes"
+CHECKS = ("machine", "ddp", "resume", "experiments", "variants", "iodine", "evaluation", "budget")
 
 
 # ---- the plan: paper-scale experiments, resolved where the config loader can run -------------------------------
@@ -400,11 +402,9 @@ def _lines(path: Path) -> int:
 
 
 def check_experiments(report: Report, plan: dict, device: torch.device, seconds: float, tiny: bool,
-                      rss_gib: float, deadline: float) -> dict[str, dict]:
-    """Every group measured once, the longest runtime asks first (what a check cut short must not miss); one row
-    per experiment, in the plan's order, with its projection and its asks."""
+                      deadline: float) -> dict[str, dict]:
+    """Every group measured once, the longest runtime asks first (what a check cut short must not miss)."""
     measured: dict[str, dict] = {}
-    rows = {}
     longest_first = sorted(groups(plan).values(), key=lambda items: -max(i["entry"]["resources"]["runtime"]
                                                                           for i in items))
     for items in longest_first:
@@ -418,33 +418,59 @@ def check_experiments(report: Report, plan: dict, device: torch.device, seconds:
             except Exception as err:  # noqa: BLE001
                 outcome = {"error": _error(err)}
         for item in items:
-            measured[item["name"]] = outcome
-            rows[item["name"]] = _experiment_row(item, outcome, first["name"], rss_gib)
-    report.table(
-        f"Paper-scale experiments on {device.type}: one row each (a 'measured as' row shares another's rate)",
-        ["experiment", "measured as", "batch", "AMP", "loss (step 1)", "finite", "peak GPU GiB", "steps/s",
-         "steps × seeds", "projected h per job", "runtime asked (h)", "runtime ask", "host GiB (est.)",
-         "mem asked (GiB)", "mem ask", "GPU-h (all seeds)"], [rows[item["name"]] for item in plan["experiments"]],
-        note="Projected hours: configured steps / measured steps/s (training only; checkpoints and val add a few "
-             "%). Host memory, estimated: the train split (and the val split where scored) in memory as uint8, "
-             "twice for a recombination split (read whole, then its rows), plus this process's resident set "
-             f"after start-up ({rss_gib:.1f} GiB). An ask under {MARGIN}× the projection is 'too small', over "
-             f"{TOO_LARGE:.0f}× 'over 3×'.")
+            measured[item["name"]] = {**outcome, "as": first["name"]}
+    report_experiments(report, plan, measured, f"Paper-scale experiments on {device.type}")
     return measured
 
 
-def _experiment_row(item: dict, outcome: dict, measured_as: str, rss_gib: float) -> list:
+def report_experiments(report: Report, plan: dict, measured: dict, title: str) -> None:
+    """One row per experiment, in the plan's order: its measured step and its projection beside its asks."""
+    report.table(
+        f"{title}: one row each (a 'measured as' row shares another's rate)",
+        ["experiment", "measured as", "batch", "AMP", "loss (step 1)", "finite", "peak GPU GiB", "steps/s",
+         "steps × seeds", "projected h per job", "runtime asked (h)", "runtime ask", "host GiB (est.)",
+         "mem asked (GiB)", "mem ask", "GPU-h (all seeds)"],
+        [_experiment_row(item, measured.get(item["name"], {"error": "not measured"})) for item in plan["experiments"]],
+        note="Projected hours: configured steps / measured steps/s. A job also needs time to read its splits, "
+             f"start CUDA, score val and save checkpoints: its runtime ask is judged against the projection plus "
+             f"{STARTUP_H * 60:.0f} minutes. Host memory, estimated: the train split (and the val split where "
+             "scored) in memory as uint8, twice for a recombination split (read whole, then its rows), plus "
+             f"{PROCESS_GIB:.0f} GiB for the process. An ask under {MARGIN}× the need is 'too small', over "
+             f"{TOO_LARGE:.0f}× 'over 3×'.")
+
+
+def judge(report: Report, plan: dict, earlier: Path) -> dict[str, dict]:
+    """The experiments table of an earlier run's report, its rates judged against the asks of the plan now:
+    resources edited after a GPU run are checked without a GPU."""
+    measured = {}
+    for row in _table_rows(earlier.read_text(), "### Paper-scale experiments"):
+        name, as_name, batch, _, loss, finite, peak, rate = row[:8]
+        if rate:
+            measured[name] = {"rate": float(rate), "peak_gib": float(peak), "loss": float(loss),
+                              "finite": finite == "yes", "batch": int(batch), "as": as_name or name}
+    report_experiments(report, plan, measured, f"Paper-scale experiments, rates from {earlier.name}")
+    return measured
+
+
+def _table_rows(text: str, heading: str) -> list[list[str]]:
+    section = text.split(heading, 1)[1].split("\n### ", 1)[0]
+    lines = [line for line in section.splitlines() if line.startswith("|")]
+    return [[cell.strip() for cell in line.strip("|").split("|")] for line in lines[2:]]
+
+
+def _experiment_row(item: dict, outcome: dict) -> list:
     entry, name = item["entry"], item["name"]
     settings, asks, seeds = entry["train"], entry["resources"], len(entry["seeds"])
-    as_name = "" if measured_as == name else measured_as
+    as_name = "" if outcome.get("as", name) == name else outcome["as"]
     if "error" in outcome:
         return [name, as_name, settings["batch_size"], settings["amp"], outcome["error"], *[""] * 11]
     hours = settings["steps"] / outcome["rate"] / 3600
-    host = _host_gib(item, rss_gib)
+    host = _host_gib(item)
     runtime_h, mem_gib, gpus = asks["runtime"] / 60, asks["mem_mb"] / 1024, max(1, asks["gpus"])
     return [name, as_name, outcome["batch"], settings["amp"], f"{outcome['loss']:.4g}",
             "yes" if outcome["finite"] else "NO", f"{outcome['peak_gib']:.2f}", f"{outcome['rate']:.1f}",
-            f"{settings['steps']:,} × {seeds}", f"{hours:.2f}", f"{runtime_h:.1f}", _verdict(runtime_h, hours),
+            f"{settings['steps']:,} × {seeds}", f"{hours:.2f}", f"{runtime_h:.1f}",
+            _verdict(runtime_h, hours + STARTUP_H),
             f"{host:.1f}", f"{mem_gib:.1f}", _verdict(mem_gib, host), f"{hours * seeds * gpus:.1f}"]
 
 
@@ -456,12 +482,12 @@ def _verdict(asked: float, needed: float) -> str:
     return "ok"
 
 
-def _host_gib(item: dict, rss_gib: float) -> float:
+def _host_gib(item: dict) -> float:
     info, entry = item["info"], item["entry"]
     per_image = info["height"] * info["width"] * (info["channels"] + 1)  # image and mask, uint8
     train_bytes = item["train_rows"] * per_image * (2 if entry["split"] else 1)
     val_bytes = item["val_rows"] * per_image if entry["train"]["validate_every"] else 0
-    return rss_gib + (train_bytes + val_bytes) / 2**30
+    return PROCESS_GIB + (train_bytes + val_bytes) / 2**30
 
 
 def check_variants(report: Report, plan: dict, device: torch.device, seconds: float, tiny: bool,
@@ -574,12 +600,12 @@ def collect(futures: list) -> ImageSet:
 
 
 def check_iodine(report: Report, plan: dict, device: torch.device, scenes: ImageSet, val: ImageSet,
-                 minutes: float, measured: dict, tiny: bool, workdir: Path) -> Path | None:
+                 minutes: float, measured: dict, tiny: bool, workdir: Path, steps: int | None = None) -> Path | None:
     """The release's Multi-dSprites model and optimiser for about `minutes`, its val split scored as it trains."""
     item = _item(plan, IODINE_CASE)
     entry = copy.deepcopy(_shrunk(item["entry"], tiny))
     rate = measured.get(IODINE_CASE, {}).get("rate") or 1.0
-    steps = max(4, int(rate * minutes * 60 * 0.9))  # the measured rate sets the steps: the run ends by itself
+    steps = steps or max(4, int(rate * minutes * 60 * 0.9))  # the measured rate sets the steps: the run ends itself
     every = max(1, steps // 12)
     entry["train"].update(steps=steps, log_every=every, validate_every=every, validate_images=len(val),
                           checkpoint_every=10**9)
@@ -642,13 +668,28 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--budget-minutes", type=float, default=8.0,
                         help="the whole check's minutes: experiments not measured in time are skipped, and the "
                              "IODINE run is shortened to fit")
+    parser.add_argument("--checks", default=",".join(CHECKS),
+                        help=f"the checks to run, comma-separated (default all: {','.join(CHECKS)})")
+    parser.add_argument("--iodine-steps", type=int,
+                        help="the IODINE run's steps (default: --iodine-minutes at the rate measured for it)")
+    parser.add_argument("--judge", type=Path, metavar="REPORT",
+                        help="judge the asks of config/paper.yaml now against the rates of an earlier report; "
+                             "no GPU needed")
     parser.add_argument("--ddp-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    args.checks = set(args.checks.split(","))
+    if args.checks - set(CHECKS):
+        parser.error(f"--checks: unknown {', '.join(sorted(args.checks - set(CHECKS)))}; choose from "
+                     f"{', '.join(CHECKS)}")
     if args.write_plan:
         plan = write_plan(args.write_plan)
         print(f"{len(plan['experiments'])} experiments written to {args.write_plan}")
         return
     plan = read_plan(args.plan)
+    if args.judge:
+        report = Report(args.out)
+        check_budget(report, plan, judge(report, plan, args.judge))
+        return
     if args.device == "cuda" and not torch.cuda.is_available():
         sys.exit("gpu_check: no CUDA device is visible to torch; run it on a GPU machine, or pass --device cpu")
     if args.ddp_child:
@@ -675,23 +716,33 @@ def run_checks(args, plan: dict) -> None:
         val_scenes = start_scenes(pool, 8 if tiny else 500, size, seed=1)
         if device.type == "cuda":
             torch.zeros(1, device=device)  # CUDA's start-up, out of the first measurement
-        rss_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-        check_machine(report, device)
-        check_ddp(report, plan_path, device, tiny)
+        wanted = args.checks
+        if "machine" in wanted:
+            check_machine(report, device)
+        if "ddp" in wanted:
+            check_ddp(report, plan_path, device, tiny)
         scenes = collect(train_scenes)
-        check_resume(report, plan, device, scenes, tiny)
+        if "resume" in wanted:
+            check_resume(report, plan, device, scenes, tiny)
         end = started + args.budget_minutes * 60
         iodine_minutes = 0.05 if tiny else args.iodine_minutes
         # What follows the experiments: the variants (4 rates), the IODINE run, the evaluations (about a minute).
         after = 4 * (seconds + 3) + iodine_minutes * 60 + 60
-        measured = check_experiments(report, plan, device, seconds, tiny, rss_gib, end - after)
-        check_variants(report, plan, device, seconds, tiny, measured)
+        measured = {}
+        if "experiments" in wanted:
+            measured = check_experiments(report, plan, device, seconds, tiny, end - after)
+        if "variants" in wanted:
+            check_variants(report, plan, device, seconds, tiny, measured)
         val = collect(val_scenes)
-        left = (end - time.perf_counter() - 60) / 60
-        iodine_model = check_iodine(report, plan, device, scenes, val, max(0.05, min(iodine_minutes, left)),
-                                    measured, tiny, tmp / "iodine")
-        check_evaluation(report, plan, device, tiny, iodine_model, val)
-        check_budget(report, plan, measured)
+        iodine_model = None
+        if "iodine" in wanted:
+            left = (end - time.perf_counter() - 60) / 60
+            iodine_model = check_iodine(report, plan, device, scenes, val, max(0.05, min(iodine_minutes, left)),
+                                        measured, tiny, tmp / "iodine", args.iodine_steps)
+        if "evaluation" in wanted:
+            check_evaluation(report, plan, device, tiny, iodine_model, val)
+        if "budget" in wanted and measured:
+            check_budget(report, plan, measured)
     _log(f"done in {(time.perf_counter() - started) / 60:.1f} minutes")
 
 

@@ -90,3 +90,17 @@ def test_the_trainer_imports_without_the_config_loader(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env={"PYTHONPATH": f"{tmp_path}:{Path(REPO / 'workflow_src')}", "PATH": "/usr/bin"})
     assert done.returncode == 0, done.stderr
+
+
+def test_paper_scale_asks_fit_the_rates_measured_on_a_gpu(tmp_path):
+    """config/paper.yaml's runtime and memory asks, judged against the rates of the committed H200 run: none
+    too small (a job killed at its limit) and none over 3× (hours in the queue for nothing)."""
+    out = tmp_path / "judged.md"
+    done = subprocess.run([sys.executable, str(REPO / "bench" / "gpu_check.py"), "--judge",
+                           str(REPO / "docs" / "log" / "gpu_check_2026-12-04.md"), "--out", str(out)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    rows = _table(out.read_text(), "Paper-scale experiments")
+    assert len(rows) == 46
+    judged = {row[0]: (row[11], row[14]) for row in rows}
+    assert {name: verdicts for name, verdicts in judged.items() if verdicts != ("ok", "ok")} == {}

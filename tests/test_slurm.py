@@ -160,12 +160,12 @@ def test_paper_scale_jobs_ask_for_chunked_runtimes_and_gpu_evaluation(workflow_d
     """What the paper-scale jobs request: a training runtime above STRUCTAE_SLURM_MAX_RUNTIME is capped (the run
     goes on in requeued chunks), and evaluating a GPU experiment asks for one GPU."""
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "STRUCTAE_SLURM_MAX_RUNTIME": "1000"}
+           "STRUCTAE_SLURM_MAX_RUNTIME": "300"}
     run = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "2", "results/metrics/iodine_clevr6.json",
                           "--config", "scale=paper"], cwd=workflow_dir, env=env, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr[-3000:]
     jobs = {block.split("\n", 1)[0].strip(): block for block in run.stdout.split("rule ")[1:]}
-    assert "runtime=1000," in jobs["train:"]  # the experiment asks for 4,320 minutes
+    assert "runtime=300," in jobs["train:"]  # the experiment asks for 600 minutes
     assert "gpu=1" in jobs["evaluate:"]
     bad = subprocess.run([sys.executable, "-m", "snakemake", "-n", "all", "--config", "scale=paper"], cwd=workflow_dir,
                          env={**env, "STRUCTAE_SLURM_MAX_RUNTIME": "a day"}, capture_output=True, text=True)
