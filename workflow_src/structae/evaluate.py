@@ -44,9 +44,9 @@ def evaluation_settings(module, values: dict, model_name: str):
 @contextmanager
 def exact_kernels() -> Iterator[None]:
     """Full fp32 and cuDNN's deterministic algorithms while scoring (no-ops on a CPU). PyTorch's default TF32
-    convolutions round to 10-bit mantissas: on an H200 they moved a CAE checkpoint's ARI by 1e-5 against the
-    CPU's, and IODINE's by up to 1e-3 (k-means and argmax labels flip); without them the same checkpoint scored
-    the CPU's ARI to 1e-18 (bench/gpu_check.py, docs/cluster.md). Scoring is a small share of a run's time."""
+    convolutions round to 10-bit mantissas: on an H200 they moved a CAE checkpoint's ARI by 6e-5 against the
+    CPU's, and IODINE's by up to 1e-3 (k-means and argmax labels flip); without them the same checkpoints scored
+    the CPU's ARI within 5e-7 (bench/gpu_check.py, docs/cluster.md). Scoring is a small share of a run's time."""
     backends = torch.backends
     saved = (backends.cudnn.allow_tf32, backends.cuda.matmul.allow_tf32, backends.cudnn.deterministic,
              backends.cudnn.benchmark)
