@@ -15,20 +15,27 @@ def table(values: dict[tuple[str, str], list[float]]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def test_a_bar_holds_fails_or_was_not_run():
-    frame = table({("a", "ari_fg"): [0.8, 0.9]})
-    assert claims.AtLeast("a", "ari_fg", 0.95).judge(frame) == ("0.850 ± 0.071 (2 seeds)", claims.NOT_YET)
-    assert claims.AtLeast("a", "ari_fg", 0.8).judge(frame)[1] == claims.HOLDS
+def test_a_bar_holds_fails_is_undecided_or_was_not_run():
+    frame = table({("a", "ari_fg"): [0.8, 0.9]})  # 0.85 ± 0.071: standard error 0.05
+    assert claims.AtLeast("a", "ari_fg", 0.99).judge(frame) == ("0.850 ± 0.071 (2 seeds)", claims.NOT_YET)
+    assert claims.AtLeast("a", "ari_fg", 0.7).judge(frame)[1] == claims.HOLDS
+    assert claims.AtLeast("a", "ari_fg", 0.8).judge(frame)[1] == (
+        f"{claims.UNDECIDED}: the gap (+0.05) is within 2 standard errors (0.1); about 8 seeds would decide it")
     assert claims.AtLeast("b", "ari_fg", 0.8).judge(frame) == ("–", claims.NOT_RUN)
 
 
 @pytest.mark.parametrize("better, worse, verdict", [
-    ([1.0, 1.2], [5.0, 5.2], claims.HOLDS),  # gap 4, spread 0.2
-    ([1.0, 3.0], [2.5, 3.5], claims.WITHIN_SPREAD),  # gap 1, spread 1.6
-    ([3.0, 3.0], [2.0, 2.0], claims.NOT_YET),  # the wrong way round for a loss
-    ([1.0], [2.0], claims.HOLDS_ONE_SEED),
+    ([1.0, 1.2], [5.0, 5.2], claims.HOLDS),  # gap 4, twice the standard error 0.4
+    ([1.0, 3.0], [2.5, 3.5], f"{claims.UNDECIDED}: the gap (+1) is within 2 standard errors (2.24); about 10 "
+                             "seeds per side would decide it"),
+    ([3.0, 3.0], [2.0, 2.0], claims.NOT_YET),  # the wrong way round for a loss, beyond any doubt
+    # the wrong way round within the spread: another seed could turn it, so no verdict either way
+    ([2.0, 3.0], [1.5, 2.5], f"{claims.UNDECIDED}: the gap (-0.5) is within 2 standard errors (1.41); about 16 "
+                             "seeds per side would decide it"),
+    ([1.0], [2.0], f"{claims.HOLDS} on {claims.ONE_SEED}"),
+    ([2.0], [1.0, 1.1], f"{claims.NOT_YET} on {claims.ONE_SEED}"),
 ])
-def test_one_setting_against_another_beyond_the_seed_spread(better, worse, verdict):
+def test_one_setting_against_another_beyond_the_standard_error(better, worse, verdict):
     frame = table({("a", "mse"): better, ("b", "mse"): worse})
     assert claims.Beats(("a", "mse"), ("b", "mse"), lower_is_better=True).judge(frame)[1] == verdict
 

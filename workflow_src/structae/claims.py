@@ -3,7 +3,8 @@
 A claim names the experiments and metrics it rests on and how to judge it: a bar (`AtLeast`) or one model
 or setting against another (`Beats`). `check` reads the tidy table (structae.tables: one row per experiment,
 metric and seed) and says whether the claim holds at this run's scale, with our number as mean ± std over
-seeds. A claim whose experiments this run did not train says so; nothing is filled in.
+seeds: holds, does not hold, or undecided where the seeds' spread cannot tell (`verdict`), and marked where
+it rests on one seed. A claim whose experiments this run did not train says so; nothing is filled in.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ class AtLeast:
         ours = measured(table, self.experiment, self.metric)
         if ours is None:
             return "–", NOT_RUN
-        return ours.text(), HOLDS if ours.mean >= self.bar else NOT_YET
+        return ours.text(), verdict(ours.mean - self.bar, [ours])
 
 
 @dataclass(frozen=True)
@@ -71,19 +72,36 @@ class Beats:
         if a is None or b is None:
             return "–", NOT_RUN
         gap = (b.mean - a.mean) if self.lower_is_better else (a.mean - b.mean)
-        spread = math.hypot(*(0.0 if math.isnan(s) else s for s in (a.std, b.std)))
-        ours = f"{a.text()} against {b.text()}"
-        if gap <= 0:
-            return ours, NOT_YET
-        if min(a.seeds, b.seeds) < 2:
-            return ours, HOLDS_ONE_SEED
-        return ours, HOLDS if gap > spread else WITHIN_SPREAD
+        return f"{a.text()} against {b.text()}", verdict(gap, [a, b])
+
+
+DECIDING = 2.0  # a gap decides a verdict when it is more than this many standard errors from 0
+
+
+def verdict(gap: float, sides: list[Measured]) -> str:
+    """Whether `gap` (positive: the claim's direction) is decided by the seeds behind it: beyond DECIDING
+    standard errors of the means (√Σ s²/n over the sides), it holds or does not; within them it is undecided,
+    and the verdict says how many seeds per side would decide it if the spread stayed as measured. A verdict
+    that the seeds cannot decide would flip with another seed or another machine's rounding."""
+    if any(side.seeds < 2 for side in sides):
+        return f"{HOLDS if gap > 0 else NOT_YET} on {ONE_SEED}"
+    variances = [side.std ** 2 for side in sides]
+    error = math.sqrt(sum(v / side.seeds for v, side in zip(variances, sides, strict=True)))
+    if gap > DECIDING * error:
+        return HOLDS
+    if gap < -DECIDING * error:
+        return NOT_YET
+    if gap == 0:
+        return f"{UNDECIDED}: no gap between the means"
+    needed = math.ceil(DECIDING ** 2 * sum(variances) / gap ** 2 - 1e-9)  # the 1e-9: stds rounded up
+    return (f"{UNDECIDED}: the gap ({gap:+.3g}) is within {DECIDING:g} standard errors ({DECIDING * error:.3g}); "
+            f"about {needed} seeds{' per side' if len(sides) > 1 else ''} would decide it")
 
 
 HOLDS = "holds"
-HOLDS_ONE_SEED = "holds on one seed (no spread to compare with)"
-WITHIN_SPREAD = "the direction holds, within the seed spread"
 NOT_YET = "does not hold at this scale"
+UNDECIDED = "undecided at this scale"
+ONE_SEED = "one seed (no spread to decide with; 3 seeds or more would)"
 NOT_RUN = "not run at this scale"
 
 
@@ -175,7 +193,10 @@ def page(paper: str, table: pd.DataFrame, figures: list[Path], scale: str) -> st
     return html_page(
         f"{paper}: the claims, checked at the {scale} scale",
         "<p>Ours: mean ± std over training seeds, on held-out test images, from models this workflow trained. "
-        "A comparison holds when the gap is larger than the two seed spreads combined.</p>"
+        "A verdict is decided when the gap (to the bar, or between the two settings) is more than twice its "
+        "standard error over seeds (√(s²/n) summed over the sides); otherwise it is undecided at this scale, "
+        "with the seeds per side that would decide it at the measured spread. A row of one seed says so: it has "
+        "no spread to decide with.</p>"
         "<table><thead><tr><th>claim</th><th>whose</th><th>their number</th><th>ours</th>"
         f"<th>at this scale</th><th>figure</th></tr></thead><tbody>{''.join(rows)}</tbody></table>",
         "th,td{padding:4px 8px;vertical-align:top}")
