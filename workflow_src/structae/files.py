@@ -17,6 +17,7 @@ a node lost) can be told from a live writer's file:
 from __future__ import annotations
 
 import errno
+import glob
 import os
 import re
 import shutil
@@ -48,12 +49,8 @@ def temps_of(path: str | Path) -> list[Path]:
     path = Path(path)
     if not path.parent.is_dir():
         return []
-    return [other for other in path.parent.glob(f"{glob_escape(path.name)}.tmp*")
+    return [other for other in path.parent.glob(f"{glob.escape(path.name)}.tmp*")
             if TEMP.fullmatch(other.name[len(path.name):])]
-
-
-def glob_escape(name: str) -> str:
-    return re.sub(r"([*?\[])", r"[\1]", name)
 
 
 def remove_temps(path: str | Path) -> None:
