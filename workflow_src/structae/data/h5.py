@@ -89,7 +89,11 @@ class SplitWriter:
     def __init__(self, path: str | Path, attrs: Mapping[str, object]):
         self.path = Path(path)
         self.disk = _FirstErrorFile(self.path)
-        self.file = h5py.File(self.disk, "w")
+        try:
+            self.file = h5py.File(self.disk, "w")
+        except BaseException:
+            self.disk.raw.close()
+            raise
         for key, value in attrs.items():
             self.file.attrs[key] = value if isinstance(value, str | int | float) else json.dumps(value)
         self.file.attrs["converter_version"] = CONVERTER_VERSION
