@@ -9,6 +9,7 @@ from pathlib import Path
 from structae import scales
 from structae.config_files import check_files
 from structae.errors import UserError
+from structae.files import sweep_temps
 
 SCALE = config.get("scale", scales.DEFAULT)
 try:
@@ -19,5 +20,8 @@ except UserError as err:
     sys.exit(f"structae: error: {err}")
 
 
+# A run starts by removing the temporaries that killed jobs left under data/ and results/ (structae.files).
 onstart:
     scales.record(Path.cwd(), SCALE)
+    for stale in sweep_temps(Path.cwd()):
+        print(f"structae: removed {stale}, left by a killed job", file=sys.stderr)

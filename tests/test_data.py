@@ -17,6 +17,7 @@ from structae.data.datasets import make_split
 from structae.data.download import download
 from structae.data.sources import SOURCES
 from structae.errors import UserError
+from structae.files import temps_of
 
 KINDS = {
     "shapes": ({"shapes": ["square", "triangle_up", "triangle_down"]}, (32, 32, 1), 3),
@@ -207,7 +208,7 @@ def test_download_from_mirror_checks_sha256(tmp_path):
     out.unlink()
     with pytest.raises(UserError, match="does not match the recorded"):
         download("mnist_train_labels", out, mirror=str(mirror))  # the recorded (real) checksum
-    assert not out.exists() and not list(out.parent.glob("*.tmp"))
+    assert not out.exists() and not temps_of(out)
 
 
 def test_download_checks_published_digests_while_no_sha256_is_recorded(tmp_path, capsys, monkeypatch):
@@ -218,7 +219,7 @@ def test_download_checks_published_digests_while_no_sha256_is_recorded(tmp_path,
     out = tmp_path / "raw" / name
     with pytest.raises(UserError, match="md5 .* does not match the recorded 7da33b31"):
         download("dsprites", out, mirror=str(mirror))
-    assert not out.exists() and not list(out.parent.glob("*.tmp"))
+    assert not out.exists() and not temps_of(out)
     payload = b"a file whose digests are recorded"
     (mirror / name).write_bytes(payload)
     digests = (("md5", hashlib.md5(payload).hexdigest()), ("sha1", hashlib.sha1(payload).hexdigest()))

@@ -10,6 +10,7 @@ from example_proto import example, frame, write_tfrecord
 from structae.data import multi_object, tfrecord
 from structae.data.datasets import make_split
 from structae.errors import UserError
+from structae.files import temps_of
 
 
 def scene(rng, fmt: multi_object.Format):
@@ -160,7 +161,7 @@ def test_sizes_beyond_the_source_are_refused_naming_the_available_count(tmp_path
     out = tmp_path / "test.h5"
     with pytest.raises(UserError, match=r"datasets.tet.sizes.test: 5 images asked for, but the source has only 3"):
         make_split({"datasets": {"tet": spec}}, "tet", "test", out, [path])
-    assert not out.exists() and not (tmp_path / "test.h5.tmp").exists()
+    assert not out.exists() and not temps_of(out)
 
 
 def _corrupt_and_convert(tmp_path, damage):
@@ -173,7 +174,7 @@ def _corrupt_and_convert(tmp_path, damage):
     out = tmp_path / "train.h5"
     with pytest.raises(UserError) as err:
         make_split({"datasets": {"tet": spec}}, "tet", "train", out, [path])
-    assert not out.exists() and not (tmp_path / "train.h5.tmp").exists()
+    assert not out.exists() and not temps_of(out)
     return str(err.value)
 
 

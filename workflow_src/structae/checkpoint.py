@@ -27,9 +27,21 @@ FORMAT = "structae-model/1"
 
 
 def atomic_save(payload: dict, path: str | Path) -> None:
-    """torch.save to a temporary name, then rename: a crash never leaves a half-written file."""
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    """torch.save to a temporary name, then rename: a crash never leaves a half-written file. Saved through a
+    Python file: given a path, torch writes from C++ and a full disk surfaces without its errno."""
+    with atomic_path(path, size=tensor_bytes(payload)) as tmp, open(tmp, "wb") as file:
+        torch.save(payload, file)
+
+
+def tensor_bytes(value) -> int:
+    """The bytes of the tensors in `value` (nested dicts, lists, tuples): about what torch.save writes."""
+    if isinstance(value, torch.Tensor):
+        return value.nelement() * value.element_size()
+    if isinstance(value, dict):
+        return sum(tensor_bytes(item) for item in value.values())
+    if isinstance(value, list | tuple):
+        return sum(tensor_bytes(item) for item in value)
+    return 0
 
 
 def save_model(path: str | Path, model_name: str, experiment: str, seed: int, steps: int,

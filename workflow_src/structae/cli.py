@@ -333,6 +333,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("structae: interrupted", file=sys.stderr)
         return 130
+    except OSError as err:  # a full disk under a library's own write (a cache); ours name what they needed
+        from structae.files import out_of_space
+
+        if not out_of_space(err):
+            raise
+        print(f"structae: error: {err.strerror or err} writing {err.filename or 'a file'}: free space there",
+              file=sys.stderr)
+        return 2
     return 0
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from structae.errors import UserError
+from structae.files import write_text
 
 # The files read for each scale, in order (later ones override earlier ones, key by key).
 SCALES = {
@@ -42,5 +43,4 @@ def check_outputs(root: Path, scale: str) -> None:
 
 def record(root: Path, scale: str) -> None:
     """Note which scale the outputs in `root` belong to (called when a run starts)."""
-    (root / SCALE_RECORD).parent.mkdir(parents=True, exist_ok=True)
-    (root / SCALE_RECORD).write_text(scale + "\n")
+    write_text(root / SCALE_RECORD, scale + "\n")

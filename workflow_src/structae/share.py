@@ -27,6 +27,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from structae.errors import UserError
+from structae.files import write_text
 
 SHARED = ("data/raw", "data/processed", "data/fresh", "data/splits", "results/checkpoints", "results/metrics")
 PROVENANCE = Path("results/provenance")
@@ -118,7 +119,7 @@ def snapshot(root: Path) -> int:
             shutil.copy2(record, copy)
     stats = {path: (root / path).stat() for path in files}
     times = {path: {"mtime_ns": stat.st_mtime_ns, "size": stat.st_size} for path, stat in stats.items()}
-    (target / MTIMES).write_text(json.dumps(times, indent=0, sort_keys=True) + "\n")
+    write_text(target / MTIMES, json.dumps(times, indent=0, sort_keys=True) + "\n")
     _mark_restored(root)  # this machine's own state: nothing to put back
     return len(files)
 
@@ -128,8 +129,7 @@ def _digest(root: Path) -> str:
 
 
 def _mark_restored(root: Path) -> None:
-    (root / RESTORED).parent.mkdir(parents=True, exist_ok=True)
-    (root / RESTORED).write_text(_digest(root) + "\n")
+    write_text(root / RESTORED, _digest(root) + "\n")
 
 
 def restore(root: Path) -> int:

@@ -76,7 +76,7 @@ class Run:
         nothing else (--resume-dir may name a directory that holds other files)."""
         for own in (self.state_file, self.partial_log):
             own.unlink(missing_ok=True)
-            own.with_name(own.name + ".tmp").unlink(missing_ok=True)
+            files.remove_temps(own)
         root = Path(paths.RESUME_ROOT).resolve()
         for directory in (self.resume_dir.resolve(), self.resume_dir.resolve().parent):
             if root in directory.parents and directory.is_dir() and not any(directory.iterdir()):
@@ -151,7 +151,7 @@ class CsvLog:
             self._rewrite()  # what a resumed run already logged
 
     def _rewrite(self) -> None:
-        with open(self.path, "w", newline="") as file:
+        with files.atomic_path(self.path) as tmp, open(tmp, "w", newline="") as file:
             writer = csv.DictWriter(file, fieldnames=self.columns)
             if self.rows:
                 writer.writeheader()
@@ -166,7 +166,7 @@ class CsvLog:
         if new and len(self.rows) > 1:
             self._rewrite()
             return
-        with open(self.path, "a", newline="") as file:
+        with files.appending(self.path) as file:  # a full disk cuts the file back to its last whole row
             writer = csv.DictWriter(file, fieldnames=self.columns)
             if len(self.rows) == 1:
                 writer.writeheader()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from structae.data.sources import SOURCES, Source
 from structae.errors import UserError
-from structae.files import atomic_path
+from structae.files import atomic_path, out_of_space
 
 
 def file_digests(path: Path, algorithms) -> dict[str, str]:
@@ -78,4 +78,6 @@ def _fetch(src: Source, where: str, to: Path) -> None:
                 raise UserError(f"{where} not found in the mirror; put {src.file} there or set sources.mirror")
             shutil.copyfile(where, to)
     except OSError as err:
+        if out_of_space(err):
+            raise  # atomic_path's one line: the network is not to blame
         raise UserError(f"could not fetch {where} ({err}); check the network or set sources.mirror") from None

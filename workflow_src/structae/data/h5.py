@@ -7,8 +7,10 @@
               background where the source has one; `visibility` (N, K) where the source has it
     attrs     dataset, split, kind, source_format, source_sha256, converter_version, options (JSON)
 
-Writes are atomic: rows stream into `<name>.h5.tmp`, renamed only when the split is complete, so an
-interrupted job leaves nothing that looks finished. Memory does not grow with the dataset.
+Writes are atomic: rows stream into a temporary beside `<name>.h5` (structae.files), renamed only when the
+split is complete, so an interrupted job leaves nothing that looks finished. Memory does not grow with the
+dataset. HDF5 writes through `_FirstErrorFile`: HDF5 2.0 crashes (segfault) freeing a file whose close
+failed, as it does on a full disk, so HDF5 is never shown a failed write; the writer raises it instead.
 
 Compression runs beside the caller: whole chunks of uint8 datasets are deflated by zlib on worker
 threads (zlib releases the GIL; HDF5's own filter would not) and stored with `write_direct_chunk` when
@@ -37,12 +39,61 @@ GZIP_LEVEL = 1
 REQUIRED = {"image": 4, "mask": 3}  # dataset name -> ndim
 
 
+class _FirstErrorFile:
+    """The file HDF5 writes through (h5py's fileobj driver): the first failed write (ENOSPC, EDQUOT, EIO) is
+    kept in `error` and that write and every later one dropped, so HDF5 carries on to a clean close."""
+
+    def __init__(self, path: Path):
+        self.raw = open(path, "w+b", buffering=0)  # HDF5 writes whole chunks and pages: no buffer needed
+        self.error: OSError | None = None
+
+    def write(self, data) -> int:
+        if self.error is None:
+            try:
+                return self.raw.write(data)
+            except OSError as err:
+                self.error = err
+        return memoryview(data).nbytes
+
+    def read(self, size: int = -1) -> bytes:  # h5py takes an object with read and seek for a file object
+        return self.raw.read(size)
+
+    def readinto(self, buffer) -> int:
+        return self.raw.readinto(buffer)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self.raw.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self.raw.tell()
+
+    def truncate(self, size: int | None = None) -> int:
+        if self.error is None:
+            try:
+                return self.raw.truncate(size)
+            except OSError as err:
+                self.error = err
+        return self.raw.tell() if size is None else size
+
+    def flush(self) -> None:
+        pass  # unbuffered
+
+    def raise_error(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+
 class SplitWriter:
     """Appends batches of rows to a new HDF5 file (write_split gives it a temporary name, renamed on success)."""
 
     def __init__(self, path: str | Path, attrs: Mapping[str, object]):
         self.path = Path(path)
-        self.file = h5py.File(self.path, "w")
+        self.disk = _FirstErrorFile(self.path)
+        try:
+            self.file = h5py.File(self.disk, "w")
+        except BaseException:
+            self.disk.raw.close()
+            raise
         for key, value in attrs.items():
             self.file.attrs[key] = value if isinstance(value, str | int | float) else json.dumps(value)
         self.file.attrs["converter_version"] = CONVERTER_VERSION
@@ -83,6 +134,7 @@ class SplitWriter:
         self._append("mask", mask.astype(np.uint8, copy=False))
         for name, values in (factors or {}).items():
             self._append(f"factors/{name}", np.asarray(values))
+        self.disk.raise_error()  # stop at the batch that filled the disk
         self.rows += len(image)
 
     def __enter__(self) -> SplitWriter:
@@ -92,10 +144,15 @@ class SplitWriter:
         try:
             if exc_type is None:
                 self._store_pending()
+                self.file.attrs["n"] = self.rows
         finally:
             self._compressor.shutdown(cancel_futures=True)
-            self.file.attrs["n"] = self.rows
-            self.file.close()
+            try:
+                self.file.close()
+            finally:
+                self.disk.raw.close()
+        if exc is not self.disk.error:  # a write that failed while closing, or what made the batch fail
+            self.disk.raise_error()
 
 
 def write_split(path: str | Path, batches: Iterable[dict], attrs: Mapping[str, object]) -> int:

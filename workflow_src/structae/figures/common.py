@@ -14,6 +14,8 @@ from structae.files import atomic_path  # noqa: E402
 
 def save(fig, out: str | Path) -> None:
     """Write a figure atomically, so an interrupted job leaves no PNG that looks finished."""
-    with atomic_path(out, suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=120, bbox_inches="tight")
-    plt.close(fig)
+    try:
+        with atomic_path(out, suffix=".png") as tmp:
+            fig.savefig(tmp, dpi=120, bbox_inches="tight")
+    finally:
+        plt.close(fig)  # also when the disk is full: a caller drawing many figures keeps no stale one
