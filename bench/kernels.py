@@ -3,7 +3,7 @@ native, on this machine. Prints a table; asserts nothing.
 
 The mode is fixed when a process starts (the libraries read it once), so each measurement is a fresh process
 timing every model under one mode; the two modes alternate, the first of each round swapped, and the table shows
-the median over rounds, so that load from other work on the machine falls on both alike.
+the median over rounds (and their range), so that load from other work on the machine falls on both alike.
     python bench/kernels.py            # 5 rounds
     python bench/kernels.py 9          # 9 rounds
 """
@@ -82,13 +82,19 @@ def main() -> None:
         print(f"round {index + 1}/{rounds} done", file=sys.stderr, flush=True)
     rows = []
     for name in EXPERIMENTS:
-        portable, native = (statistics.median(times[mode][name]) for mode in ("portable", "native"))
-        rows.append((name, f"{1000 * portable:.1f}", f"{1000 * native:.1f}", f"{portable / native:.2f}",
-                     f"{min(times['portable'][name]) / min(times['native'][name]):.2f}"))
-    print_table(("experiment", "portable ms/step", "native ms/step", "portable/native (median)",
-                 "(best of rounds)"), rows)
+        portable, native = times["portable"][name], times["native"][name]
+        rows.append((name, _spread(portable), _spread(native),
+                     f"{statistics.median(portable) / statistics.median(native):.2f}",
+                     f"{min(portable) / min(native):.2f}"))
+    print_table(("experiment", "portable ms/step", "native ms/step", "portable/native (medians)",
+                 "(fastest rounds)"), rows)
     print(f"{rounds} rounds, alternating; ATen capability portable {capability['portable']}, native "
           f"{capability['native']}; CPU: {_cpu()}")
+
+
+def _spread(seconds: list[float]) -> str:
+    """Median (fastest–slowest round) in milliseconds."""
+    return f"{1000 * statistics.median(seconds):.0f} ({1000 * min(seconds):.0f}–{1000 * max(seconds):.0f})"
 
 
 def _cpu() -> str:
