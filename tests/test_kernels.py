@@ -110,6 +110,26 @@ def test_onednn_runs_avx2_convolutions_once_pinned():
     assert "isa:Intel AVX2" in run.stdout or not has_avx512()
 
 
+@pytest.mark.skipif(not has_avx512(), reason="on a CPU without AVX-512 the first kernels chosen are portable ones")
+def test_a_pin_after_torch_computed_is_one_line():
+    code = ("import torch; torch.ones(3).sum(); from structae import kernels; "
+            "kernels.apply('portable', torch.device('cpu'))")
+    run = subprocess.run([sys.executable, "-c", code], env=unpinned_env(), capture_output=True, text=True)
+    assert run.returncode != 0 and "UserError: kernels: torch already runs AVX512 kernels" in run.stderr
+
+
+def test_portable_on_a_gpu_sets_torchs_deterministic_flags():
+    # The flags are settable without a GPU: this runs apply's GPU branch on any machine (in its own process,
+    # so the flags do not leak into other tests).
+    code = ("import json, torch; from structae import kernels; kernels.pin('portable'); "
+            "kernels.apply('portable', torch.device('cuda')); b = torch.backends; "
+            "print(json.dumps([b.cudnn.deterministic, b.cudnn.benchmark, b.cudnn.allow_tf32, "
+            "b.cuda.matmul.allow_tf32, torch.are_deterministic_algorithms_enabled()]))")
+    run = subprocess.run([sys.executable, "-c", code], env=unpinned_env(), capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout) == [True, False, False, False, True]
+
+
 def test_pin_overrides_a_stray_cap_and_keeps_chosen_threads(monkeypatch):
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE")
     monkeypatch.setenv("OMP_NUM_THREADS", "4")

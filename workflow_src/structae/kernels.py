@@ -71,9 +71,11 @@ def apply(mode: str, device) -> None:
     """Pin `mode` for computing on `device` (a torch.device): the environment, then torch's own flags.
 
     On a GPU, portable means cuDNN's deterministic algorithms without autotuning, torch's deterministic
-    algorithms (an operation without one raises) and no TF32: the same bits run after run on one GPU model,
-    not across GPU models. native leaves torch's defaults (autotuned cuDNN, TF32 convolutions).
-    Raises RuntimeError if the CPU kernels were chosen before the pin (a programming error: pin earlier).
+    algorithms and no TF32: the same bits run after run on one GPU model, not across GPU models. An operation
+    with no deterministic CUDA kernel warns instead of stopping a cluster job (torch's documentation lists
+    AdaptiveAvgPool2d's backward, which paper-scale IODINE's `refine_pool: average` uses).
+    native leaves torch's defaults (autotuned cuDNN, TF32 convolutions).
+    Raises UserError if this process computed with torch before the pin (then its kernels are chosen).
     """
     import torch
 
@@ -82,14 +84,15 @@ def apply(mode: str, device) -> None:
         return
     capability = torch.backends.cpu.get_cpu_capability()
     if capability.startswith("AVX512"):
-        raise RuntimeError(f"ATen already runs {capability} kernels: structae.kernels.pin must run before "
-                           "torch's first operation")
+        raise UserError(f"kernels: torch already runs {capability} kernels in this process, so portable ones "
+                        "cannot be pinned; call structae.kernels.pin('portable') before using torch, or set "
+                        f"${ENV_VAR}=native")
     if device.type == "cuda":
         torch.backends.cudnn.deterministic = True
         torch.backends.cudnn.benchmark = False
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
-        torch.use_deterministic_algorithms(True)
+        torch.use_deterministic_algorithms(True, warn_only=True)
 
 
 def _cpu_model() -> str:
@@ -137,7 +140,8 @@ def describe() -> dict[str, str]:
             "cudnn": str(torch.backends.cudnn.version()),
             "cudnn_deterministic": str(torch.backends.cudnn.deterministic),
             "cudnn_benchmark": str(torch.backends.cudnn.benchmark),
-            "deterministic_algorithms": str(torch.are_deterministic_algorithms_enabled()),
+            "deterministic_algorithms": str(torch.are_deterministic_algorithms_enabled())
+            + (" (warn only)" if torch.is_deterministic_algorithms_warn_only_enabled() else ""),
             "matmul_tf32": str(torch.backends.cuda.matmul.allow_tf32),
             "cudnn_tf32": str(torch.backends.cudnn.allow_tf32),
             "cublas_workspace_config": os.environ.get("CUBLAS_WORKSPACE_CONFIG", "unset"),
