@@ -75,7 +75,8 @@ def apply(mode: str, device) -> None:
     with no deterministic CUDA kernel warns instead of stopping a cluster job (torch's documentation lists
     AdaptiveAvgPool2d's backward, which paper-scale IODINE's `refine_pool: average` uses).
     native leaves torch's defaults (autotuned cuDNN, TF32 convolutions).
-    Raises UserError if this process computed with torch before the pin (then its kernels are chosen).
+    Raises UserError if, for a CPU device, this process computed with torch before the pin (then its kernels
+    are chosen).
     """
     import torch
 
@@ -83,7 +84,7 @@ def apply(mode: str, device) -> None:
     if mode == "native":
         return
     capability = torch.backends.cpu.get_cpu_capability()
-    if capability.startswith("AVX512"):
+    if device.type == "cpu" and capability.startswith("AVX512"):  # on a GPU the CPU only feeds it
         raise UserError(f"kernels: torch already runs {capability} kernels in this process, so portable ones "
                         "cannot be pinned; call structae.kernels.pin('portable') before using torch, or set "
                         f"${ENV_VAR}=native")
