@@ -24,12 +24,14 @@ MODES = ("portable", "native")
 DEFAULT = "portable"
 ENV_VAR = "STRUCTAE_KERNELS"  # how the mode reaches a job: the workflow sets it from config.yaml's `kernels`
 
-# What `portable` sets, each library's documented switch (values are the AVX2 level: the README's numbers).
+# What `portable` sets, each library's documented switch: the AVX2 level, and MKL's vendor-independent branch.
 PORTABLE_ENV = {
     "ONEDNN_MAX_CPU_ISA": "AVX2",  # oneDNN's convolutions (torch's CPU conv backend)
     "DNNL_MAX_CPU_ISA": "AVX2",  # the same switch under its older name
     "ATEN_CPU_CAPABILITY": "avx2",  # ATen's vectorised loops (torch.backends.cpu.get_cpu_capability())
-    "MKL_CBWR": "AVX2",  # MKL's conditional numerical reproducibility (Intel CPUs; on AMD MKL ignores it: CNR:AUTO)
+    # MKL's conditional numerical reproducibility: COMPATIBLE (SSE2 kernels) is its one branch documented to give
+    # the same results on Intel and AMD CPUs; AVX2 holds on Intel CPUs only (elsewhere MKL runs its AUTO branch).
+    "MKL_CBWR": "COMPATIBLE",
     "OPENBLAS_CORETYPE": "Haswell",  # numpy's OpenBLAS (scikit-learn's k-means in evaluation): the AVX2 kernels
     "CUBLAS_WORKSPACE_CONFIG": ":4096:8",  # what torch.use_deterministic_algorithms needs of cuBLAS
 }
