@@ -1,8 +1,8 @@
 """Portable kernels (structae.kernels): a tiny training run ends in weights whose sha256 is committed here, the
 same on AVX-512 and AVX2 CPUs; the CLI pins before torch starts; a bad mode is one line.
 
-Run as a script, this file prints the tiny run's digest under the mode $STRUCTAE_KERNELS says (docs/benchmarks.md
-lists it under each setting: `native` on an AVX-512 CPU gives another one).
+Run as a script (`python tests/test_kernels.py [tiny] [cae]`), this file prints the runs' digests under the mode
+$STRUCTAE_KERNELS says (docs/benchmarks.md lists them under each setting: `native` on an AVX-512 CPU gives others).
 """
 
 import hashlib
@@ -22,15 +22,22 @@ from structae.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]
 STRUCTAE = [sys.executable, "-m", "structae.cli"]
-# The tiny model (its four convolutions run on oneDNN, Adam on ATen's loops), 20 steps on 32×32 images, one
-# thread: its weights after training under `portable`, on an AMD EPYC with AVX-512 (and its AVX2 cap).
+# Weights after training under `portable`, on an AMD EPYC with AVX-512, for two small runs: the tiny model (its
+# four convolutions run on oneDNN, Adam on ATen's loops), 20 steps, and a CAE (its transposed convolutions fall
+# back to MKL's matrix products), 3 steps; batch 16 of 32×32 images, one thread.
 PORTABLE_DIGEST = "569af16cca7ff3e6e0b840a5248d979179cd29b73b6058dfe68ba4210877d0bd"
-ENTRY = {"paper": "engine", "model": "tiny", "dataset": "noise",
-         "train": {"steps": 20, "batch_size": 16, "lr": 0.003, "log_every": 20}}
+CAE_PORTABLE_DIGEST = "bda3d6a1db74e4a5c5652441a3a8fb9304814294565f24eebe3551e47bf5a55b"
+RUNS = {
+    "tiny": {"paper": "engine", "model": "tiny", "dataset": "noise",
+             "train": {"steps": 20, "batch_size": 16, "lr": 0.003, "log_every": 20}},
+    "cae": {"paper": "engine", "model": "cae", "dataset": "noise", "model_config": {"hidden": 16},
+            "train": {"steps": 3, "batch_size": 16, "lr": 0.003, "log_every": 3}},
+}
 
 
-def tiny_run_digest() -> str:
-    """sha256 over the tiny model's parameter names and bytes after ENTRY's training on fixed random images."""
+def run_digest(run_name: str = "tiny") -> str:
+    """sha256 over a run's parameter and buffer names and bytes after training RUNS[run_name] on fixed random
+    images."""
     import torch
 
     from structae.config import validate_entry
@@ -39,7 +46,7 @@ def tiny_run_digest() -> str:
     from structae.train import Run, fit
 
     torch.set_num_threads(1)  # the workflow fixes threads per job; so does this run
-    entry = validate_entry("experiments", "kernels_probe", json.loads(json.dumps(ENTRY)))
+    entry = validate_entry("experiments", "kernels_probe", json.loads(json.dumps(RUNS[run_name])))
     info = DataInfo(channels=1, height=32, width=32, n_images=64, max_objects=2, factors=())
     with tempfile.TemporaryDirectory() as tmp:
         run = Run(Path(tmp, "model.pt"), Path(tmp, "log.csv"), Path(tmp, "resume"))
@@ -68,17 +75,22 @@ def has_avx512() -> bool:
 def test_portable_training_ends_in_the_committed_weights():
     # conftest pinned `portable`; on an AVX-512 CPU `native` ends elsewhere (docs/benchmarks.md), so this fails
     # there if the pin stops taking effect, and on any CPU if a kernel's rounding changes.
-    assert tiny_run_digest() == PORTABLE_DIGEST
+    assert run_digest("tiny") == PORTABLE_DIGEST
+
+
+def test_portable_cae_steps_end_in_the_committed_weights():
+    # The same for MKL: its default branch, or MKL_CBWR=AVX2 on an AMD CPU, ends elsewhere (docs/benchmarks.md).
+    assert run_digest("cae") == CAE_PORTABLE_DIGEST
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("cap", [{}, {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}])
+@pytest.mark.parametrize("cap", [{}, {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2"}])
 def test_portable_digest_holds_whatever_the_environment_allows(cap):
-    # A fresh process whose environment caps nothing, or already caps at AVX2 (an AVX2 machine's view).
-    run = subprocess.run([sys.executable, __file__], env=unpinned_env(**cap, **{kernels.ENV_VAR: "portable"}),
-                         capture_output=True, text=True)
+    # A fresh process whose environment caps nothing, or caps otherwise (portable overrides it).
+    run = subprocess.run([sys.executable, __file__, "tiny", "cae"],
+                         env=unpinned_env(**cap, **{kernels.ENV_VAR: "portable"}), capture_output=True, text=True)
     assert run.returncode == 0, run.stderr[-2000:]
-    assert run.stdout.split() == [PORTABLE_DIGEST]
+    assert run.stdout.split() == [PORTABLE_DIGEST, CAE_PORTABLE_DIGEST]
 
 
 def test_cli_pins_kernels_before_torch_starts():
@@ -178,4 +190,5 @@ def test_workflow_records_the_kernels_beside_each_model(tiny_run):
 
 if __name__ == "__main__":
     kernels.pin(kernels.mode())
-    print(tiny_run_digest())  # the run's progress goes to stderr
+    for name in sys.argv[1:] or ["tiny"]:
+        print(run_digest(name))  # the run's progress goes to stderr
