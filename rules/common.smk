@@ -4,7 +4,7 @@ import os
 import re
 import sys
 
-from structae import claims, figures, models, names, paths
+from structae import claims, figures, kernels, models, names, paths
 from structae.config import validate_config
 from structae.experiment_keys import NOT_TRAINING
 from structae.data.datasets import raw_path, sources_of
@@ -18,6 +18,11 @@ try:
     validate_config(config, source=" + ".join(map(str, workflow.configfiles)) or "config")
 except UserError as err:
     sys.exit(f"structae: error: {err}")
+
+# Every job's `structae` pins its kernels by this variable (structae.kernels): local jobs inherit Snakemake's
+# environment, and a cluster job's Snakemake reads the same config again. Like threads it is not a job
+# parameter: switching it reruns nothing (`--forcerun train` retrains under the new setting).
+os.environ[kernels.ENV_VAR] = config["kernels"]
 
 PAPERS = ["cae", "iodine", "maganet", "swwae"]  # "engine" experiments (the tiny model) reach only `all`
 FIGURES = figures.registry()  # every figure, with its scope and report caption (structae.figures)

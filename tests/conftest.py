@@ -13,6 +13,12 @@ from pathlib import Path
 
 import pytest
 
+from structae import kernels
+
+# Before any test imports torch (its libraries read the switches once): the tests' numbers, and the hashes
+# they compare with, are portable ones, the same on every x86-64 CPU with AVX2.
+kernels.pin("portable")
+
 REPO = Path(__file__).resolve().parents[1]
 TINY = Path("config/tiny.yaml")  # the tiny scale's config, relative to a workflow copy
 TINY_CONFIG = REPO / TINY

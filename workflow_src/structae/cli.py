@@ -13,6 +13,7 @@ import json
 import sys
 from pathlib import Path
 
+from structae import kernels
 from structae.errors import Preempted, UserError
 
 
@@ -201,6 +202,13 @@ def cmd_share(args) -> None:
         print(f"pulled; restored the provenance of {restored} files: `snakemake -n all` now shows what is missing")
 
 
+def cmd_kernels(args) -> None:
+    facts = kernels.describe()
+    if args.out:
+        kernels.record(args.out)
+    print("\n".join(f"{key}: {value}" for key, value in facts.items()))
+
+
 def _add_entry_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--spec", help="the config entry as JSON (the workflow passes it); default: --config")
 
@@ -214,6 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="structae", description=__doc__.splitlines()[0])
     parser.add_argument("--config", action="append", metavar="FILE",
                         help="config file(s), later ones override earlier ones (default: the --scale's files)")
+    parser.add_argument("--kernels", help="portable (default, or $STRUCTAE_KERNELS): the same numbers on every "
+                        "x86-64 CPU with AVX2; native: the CPU's fastest kernels (structae.kernels)")
     parser.add_argument("--scale", default="embedded", help="read this scale's config files, as the workflow's "
                         "`--config scale=NAME` does: embedded (default), paper or tiny")
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
@@ -299,6 +309,10 @@ def build_parser() -> argparse.ArgumentParser:
     share.add_argument("--remote", help="a DVC remote name (default: the repository's default, `shared`)")
     share.set_defaults(run=cmd_share)
 
+    kernel = verbs.add_parser("kernels", help="show the kernels this machine's jobs compute with (--kernels)")
+    kernel.add_argument("--out", help="also write them as JSON to this file")
+    kernel.set_defaults(run=cmd_kernels)
+
     figure = verbs.add_parser("figure", help="draw one figure of the registry in structae.figures")
     figure.add_argument("name", help="the figure's name, e.g. phase, slots, iterations, umap_shape, training_curves")
     figure.add_argument("--out", required=True, help="the file to write (PNG, or GIF for an animation)")
@@ -318,6 +332,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        # Before any verb imports torch: its libraries read their kernel switches once, at first use.
+        kernels.pin(kernels.check(args.kernels, "--kernels") if args.kernels else kernels.mode())
         args.run(args)
     except UserError as err:
         print(f"structae: error: {err}", file=sys.stderr)

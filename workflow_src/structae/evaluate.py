@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from structae import checkpoint, files, metrics
+from structae import checkpoint, files, kernels, metrics
 from structae.data import loader
 from structae.errors import UserError
 from structae.options import from_mapping
@@ -108,6 +108,7 @@ def evaluate(name: str, entry: dict, checkpoints: dict[int, str | Path], data: E
     checkpoint in `references`, when given); write `out` atomically. `fresh_test_seed` records that the test
     images were generated anew with that seed."""
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    kernels.apply(kernels.mode(), device)  # on a GPU: no TF32 convolutions, the same algorithms as in training
     images = loader.load(data.test, data.test_split, "test")
     settings = entry["evaluate"]
     references = references or {}

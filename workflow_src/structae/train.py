@@ -35,7 +35,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from structae import checkpoint, distributed, files, models, paths
+from structae import checkpoint, distributed, files, kernels, models, paths
 from structae.data import loader
 from structae.errors import Preempted, UserError
 from structae.evaluate import exact_kernels, nan_means
@@ -243,10 +243,14 @@ def train(name: str, entry: dict, seed: int, data: ExperimentData, run: Run, thr
     run.check()
     ctx = distributed.start()
     try:
+        kernels.apply(kernels.mode(), ctx.device)
         if threads:
             torch.set_num_threads(max(1, threads // ctx.world))
         validation = loader.ImageSet.read(data.val) if data.val and entry["train"]["validate_every"] else None
-        return fit(name, entry, seed, loader.load(data.train, data.split, "train"), run, ctx, validation)
+        result = fit(name, entry, seed, loader.load(data.train, data.split, "train"), run, ctx, validation)
+        if ctx.main:  # beside the model: what computed it (the job's log has it too)
+            print(f"kernels: {json.dumps(kernels.record(kernels.record_file(run.model_file)))}", file=sys.stderr)
+        return result
     finally:
         ctx.close()
 
