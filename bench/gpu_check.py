@@ -14,12 +14,14 @@ Checks, in order:
   experiments  per paper-scale experiment (those of equal model, shapes and batch measured once): one
                training step at its paper batch with its AMP setting through structae.train.fit, the loss
                finite, peak GPU memory, steps/s over --rate-seconds; the projected hours of its configured
-               steps beside the runtime and memory its `resources:` ask (asks too small or over 3× marked)
+               steps beside the runtime and memory its `resources:` ask (asks too small or over 3× marked).
+               Rates at torch's defaults, as `kernels: native` trains; the variants give portable's cost
   variants     two experiments again, with deterministic kernels (cuDNN's, TF32 off) and with bf16 autocast
-  evaluation   one checkpoint scored on the GPU and on the CPU: ARI equal within 1e-6
   iodine       IODINE at the release's Multi-dSprites settings on generated 64×64 scenes for --iodine-minutes:
                loss and val ARI-FG against steps
+  evaluation   one checkpoint (and the IODINE run's) scored on the GPU and on the CPU: ARI equal within 1e-6
   budget       GPU-hours per paper of a full `snakemake --profile slurm all`
+`--checks` runs some of them; `--judge REPORT` judges config/paper.yaml's asks against an earlier report's rates.
 
 Needs torch, numpy, h5py and tqdm only (a GPU machine's Python may have no more). The experiments come from
 config.yaml and config/paper.yaml through the project's config loader, which also needs jsonschema and
