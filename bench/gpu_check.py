@@ -32,6 +32,7 @@ pass it here (`--plan plan.json`).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import json
 import multiprocessing
@@ -57,7 +58,7 @@ from structae.data import shapes, sprites  # noqa: E402
 from structae.data.info import DataInfo  # noqa: E402
 from structae.data.loader import ImageSet  # noqa: E402
 from structae.errors import Preempted  # noqa: E402
-from structae.evaluate import evaluate_checkpoint  # noqa: E402
+from structae.evaluate import evaluate_checkpoint, exact_kernels  # noqa: E402
 
 # Records in the published sources, for the host-memory estimate of a split whose size is 0 ("all the rest"):
 # DeepMind's multi_object_datasets (Multi-dSprites and Tetrominoes 1M, CLEVR-with-masks 100k; CLEVR6 keeps the
@@ -225,27 +226,23 @@ def _shrunk(entry: dict, tiny: bool) -> dict:
 
 
 class Determinism:
-    """cuDNN's deterministic algorithms, torch's deterministic kernels and TF32 off (what bit-identical GPU runs
-    need), restored on exit."""
+    """What bit-identical GPU runs need: the scoring's exact kernels (structae.evaluate.exact_kernels: cuDNN's
+    deterministic algorithms, TF32 off) and torch's deterministic kernels, restored on exit."""
 
     def __init__(self, on: bool):
         self.on = on
 
     def __enter__(self):
-        backends = torch.backends
-        self.saved = (backends.cudnn.deterministic, backends.cudnn.benchmark, backends.cudnn.allow_tf32,
-                      backends.cuda.matmul.allow_tf32, torch.are_deterministic_algorithms_enabled())
+        self.exact = exact_kernels() if self.on else contextlib.nullcontext()
+        self.exact.__enter__()
+        self.saved = torch.are_deterministic_algorithms_enabled()
         if self.on:
-            backends.cudnn.deterministic, backends.cudnn.benchmark = True, False
-            backends.cudnn.allow_tf32 = backends.cuda.matmul.allow_tf32 = False
             torch.use_deterministic_algorithms(True, warn_only=True)  # an op without one warns, the run goes on
         return self
 
     def __exit__(self, *exc):
-        backends = torch.backends
-        (backends.cudnn.deterministic, backends.cudnn.benchmark, backends.cudnn.allow_tf32,
-         backends.cuda.matmul.allow_tf32, deterministic) = self.saved
-        torch.use_deterministic_algorithms(deterministic)
+        torch.use_deterministic_algorithms(self.saved)
+        self.exact.__exit__(*exc)
 
 
 # ---- checks ----------------------------------------------------------------------------------------------------

@@ -203,9 +203,7 @@ def cmd_share(args) -> None:
 
 
 def cmd_kernels(args) -> None:
-    facts = kernels.describe()
-    if args.out:
-        kernels.record(args.out)
+    facts = kernels.record(args.out) if args.out else kernels.describe()  # record() describes and writes
     print("\n".join(f"{key}: {value}" for key, value in facts.items()))
 
 
