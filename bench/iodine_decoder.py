@@ -15,7 +15,6 @@ import math
 import time
 
 import torch
-import torch.nn.functional as F
 from probe import probe_parser, probed
 from torch import nn
 
@@ -93,11 +92,11 @@ def main() -> None:
         image = train_set.batch(torch.randint(0, len(train_set), (settings["batch_size"],), generator=generator))[
             "image"]
         mu, raw_sigma = encode(image).chunk(2, 1)
-        sigma = F.softplus(raw_sigma + iodine.SIGMA_SHIFT) + 1e-4
+        sigma = iodine.posterior_sigma(raw_sigma)
         means = decode(mu + sigma * torch.randn_like(mu))
         nll = -iodine.pixel_log_likelihood(image[:, None], means[:, None], model_config).flatten(1).sum(1)
         kl = iodine.gaussian_kl(mu, sigma).sum(1)
-        loss = (nll + model_config.kl_weight * kl).mean() / image[0, 0].numel()
+        loss = (nll + model_config.kl_weight * kl).mean()  # summed over pixels, as IODINE's loss
         optimiser.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(parameters, settings.get("grad_clip", math.inf))

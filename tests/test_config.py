@@ -74,12 +74,23 @@ def test_paper_scale_cae_keeps_the_official_output_initialisation():
     assert cae and all(entry["model_config"].get("output_bias", 0) == 0 for entry in cae.values())
 
 
-def test_paper_scale_iodine_starts_its_weights_as_the_release():
-    """The release builds its modules with Sonnet's default initialisers; PyTorch's start is √3 times smaller,
-    so a paper-scale IODINE without `weight_init: release` would not be the release's model."""
+def test_paper_scale_iodine_is_the_release_per_dataset():
+    """deepmind-research/iodine configurations.py: T 5 refinements, Sonnet's start (PyTorch's is √3 times
+    smaller), the logistic likelihood, the averaged refinement map, cosine coordinates into the refinement and
+    one MLP layer on Multi-dSprites and Tetrominoes, linear coordinates and two MLP layers on CLEVR6, and the
+    learning rate decayed tenfold per million steps."""
     paper = load_config([REPO / "config.yaml", REPO / "config/paper.yaml"])["experiments"]
     iodine = {name: entry for name, entry in paper.items() if entry["model"] == "iodine"}
-    assert len(iodine) == 7 and all(entry["model_config"]["weight_init"] == "release" for entry in iodine.values())
+    assert len(iodine) == 7
+    for name, entry in iodine.items():
+        model = entry["model_config"]
+        assert (model["weight_init"], model["iterations"], model["likelihood"], model["refine_pool"]) == (
+            "release", 5, "logistic", "average"), name
+        assert (entry["train"]["schedule"], entry["train"]["decay_steps"], entry["train"]["beta1"]) == (
+            "exponential", 1_000_000, 0.95), name
+        clevr = name == "iodine_clevr6"
+        assert (model["refine_coordinates"], model["refine_mlp_layers"]) == (
+            ("linear", 2) if clevr else ("cos", 1)), name
 
 
 @pytest.mark.parametrize("mutate, expected", [

@@ -45,6 +45,7 @@ from structae.paths import ExperimentData
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
 VALIDATION_BATCH = 100  # val images per forward pass (evaluation settings are not training settings)
+RELEASE_DECAY_STEPS = 1_000_000  # schedule exponential's tenfold-decay period when decay_steps is unset
 
 
 @dataclass
@@ -86,7 +87,9 @@ class Run:
 def lr_factor(step: int, settings: dict) -> float:
     """Multiplier of the base learning rate at `step`: linear warm-up, then the schedule.
 
-    cosine decays to 0 at the last step; step divides by 10 at 50% and again at 75% of the steps.
+    cosine decays to 0 at the last step; step divides by 10 at 50% and again at 75% of the steps; exponential
+    divides by 10 every `decay_steps` steps, continuously (IODINE's release: tf.train.exponential_decay with
+    decay_steps 1e6, decay_rate 0.1, not staircase).
     """
     warmup, total = settings["warmup_steps"], settings["steps"]
     if step < warmup:
@@ -96,6 +99,8 @@ def lr_factor(step: int, settings: dict) -> float:
         return 0.5 * (1.0 + math.cos(math.pi * progress))
     if settings["schedule"] == "step":
         return 0.1 ** ((progress >= 0.5) + (progress >= 0.75))
+    if settings["schedule"] == "exponential":  # unset decay_steps: no schema default, so no other run changed
+        return 0.1 ** ((step - warmup) / settings.get("decay_steps", RELEASE_DECAY_STEPS))
     return 1.0
 
 

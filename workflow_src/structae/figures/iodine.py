@@ -104,8 +104,8 @@ def traversal_figure(checkpoint: str | Path, data: str | Path, split_index: str 
 
 
 def iteration_figure(metrics: list[str | Path], out: str | Path, title: str = "IODINE") -> None:
-    """ARI (without background) and MSE after each refinement iteration, one line per experiment (mean over
-    seeds), the colour k-means baseline dashed."""
+    """ARI (without background) and MSE of each decode, from λ⁰ (0 refinements) to the last refinement, one
+    line per experiment (mean over seeds), the colour k-means baseline dashed."""
     fig, (ari_ax, mse_ax) = plt.subplots(1, 2, figsize=(9, 3.4))
     for path in map(Path, metrics):
         result = json.loads(path.read_text())
@@ -116,8 +116,8 @@ def iteration_figure(metrics: list[str | Path], out: str | Path, title: str = "I
         line, = ari_ax.plot(steps, ari, marker="o", label=result["experiment"])
         ari_ax.axhline(np.mean([s["baseline_ari_fg"] for s in seeds]), color=line.get_color(), ls="--", lw=0.8)
         mse_ax.plot(steps, mse, marker="o", color=line.get_color())
-    ari_ax.set(xlabel="iteration", ylabel="ARI (no background)", title="segmentation (dashed: colour k-means)")
-    mse_ax.set(xlabel="iteration", ylabel="MSE per pixel", title="reconstruction")
+    ari_ax.set(xlabel="refinements", ylabel="ARI (no background)", title="segmentation (dashed: colour k-means)")
+    mse_ax.set(xlabel="refinements", ylabel="MSE per pixel", title="reconstruction")
     for ax in (ari_ax, mse_ax):
         ax.grid(alpha=0.3)
         ax.xaxis.get_major_locator().set_params(integer=True)
