@@ -131,6 +131,45 @@ def test_mnist_idx_files_convert(tmp_path):
         make_split({"datasets": {"m": spec}}, "m", "train", tmp_path / "bad.h5", files)
 
 
+def _digit_hashes(path, pool: np.ndarray) -> set[str]:
+    """The sha1 of every digit crop (28×28, from its source) that the scenes of one split hold."""
+    with h5py.File(path) as file:
+        rows = file["factors/digit"][:]
+        assert len(rows) == len(file["image"])  # one digit per scene
+    return {hashlib.sha1(pool[row].tobytes()).hexdigest() for row in rows}
+
+
+def _no_test_digit_in_training(tmp_path, spec: dict, raw: list, pools: dict) -> None:
+    hashes = {}
+    for split in ("train", "val", "test"):
+        out = tmp_path / f"{split}.h5"
+        make_split({"datasets": {"m": spec}}, "m", split, out, raw)
+        hashes[split] = _digit_hashes(out, pools[split])
+    assert hashes["test"] and not hashes["test"] & (hashes["train"] | hashes["val"])
+
+
+def test_mnist_shape_test_digits_never_appear_in_training_offline(tmp_path):
+    """Embedded: every split once drew from all 5,000 offline digits, so test scenes held trained digits."""
+    from structae.data.mnist import offline_subset
+
+    pool = offline_subset()[0]
+    spec = {"kind": "mnist_shape", "sizes": {"train": 2000, "val": 200, "test": 500}, "seed": 0}
+    _no_test_digit_in_training(tmp_path, spec, [], {"train": pool, "val": pool, "test": pool})
+
+
+def test_mnist_shape_test_digits_never_appear_in_training_idx(tmp_path):
+    """Paper scale: train and val draw from the MNIST training file, test from t10k."""
+    rng = np.random.default_rng(0)
+    train, test = rng.integers(0, 256, (40, 28, 28)), rng.integers(0, 256, (15, 28, 28))
+    files = [tmp_path / n for n in ("ti.gz", "tl.gz", "ei.gz", "el.gz")]
+    _idx(files[0], 2051, train), _idx(files[1], 2049, np.arange(40) % 10)
+    _idx(files[2], 2051, test), _idx(files[3], 2049, np.arange(15) % 10)
+    spec = {"kind": "mnist_shape", "options": {"digits": "idx"}, "sizes": {"train": 300, "val": 50, "test": 100},
+            "seed": 0}
+    pools = {"train": train.astype(np.uint8), "val": train.astype(np.uint8), "test": test.astype(np.uint8)}
+    _no_test_digit_in_training(tmp_path, spec, files, pools)
+
+
 def test_dsprites_npz_streams_in_the_original_layout(tmp_path):
     opts = sprites.DSpritesOptions(shapes=("square",), scale_step=3, orientation_step=20, position_step=8)
     classes = sprites.dsprites_classes(opts)
