@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import REPO
+from structae.config import load_config
 from structae.data import h5, loader, splits, sprites
 from structae.data.datasets import make_split
 from structae.data.download import download
@@ -293,3 +295,23 @@ def test_largest_label_leaves_overlaps_out_in_every_chunk(rows_per_chunk):
     assert loader.ImageSet(images, masks).info().max_objects == 3
     only_overlaps = np.full((1, 4, 4), h5.IGNORE_LABEL, np.uint8)
     assert loader.ImageSet(images[:1], only_overlaps).info().max_objects == 0
+
+
+def _dsprites_grid() -> dict[str, np.ndarray]:
+    """The factors of every image of the dSprites npz, in its order (latents_classes row-major)."""
+    grids = np.meshgrid(*sprites.LATENT_VALUES, indexing="ij")
+    return {name: grid.ravel() for name, grid in zip(sprites.LATENT_NAMES, grids, strict=True)}
+
+
+def test_paper_scale_splits_and_pivot_are_the_papers_and_the_reimplementations():
+    """Montero et al. (2021)'s recombination-to-range holds out squares with posX ≥ 0.5, as the reimplementation's
+    code (generate/dsprite_dataset.py:82-85); its pivot is image 594095 (dsprite_dataset.py:21). The config once
+    held out ellipses and pivoted on a square at the origin."""
+    config = load_config([REPO / "config.yaml", REPO / "config/paper.yaml"])["splits"]
+    factors = _dsprites_grid()
+    for name in ("to_element", "to_range"):
+        assert splits.pivot_index(factors, config[name]["pivot"], name) == 594095
+    held_out = splits.test_mask(factors, config["to_range"]["test"], "to_range")
+    np.testing.assert_array_equal(held_out, (factors["shape"] == 1) & (factors["posX"] >= 0.5))
+    element = splits.test_mask(factors, config["to_element"]["test"], "to_element")
+    assert element.sum() == 14 * 13 * 13  # ellipses of scale 0.5, 14 orientations in [120°, 240°], 13² positions
