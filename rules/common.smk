@@ -7,7 +7,7 @@ import sys
 from structae import claims, figures, kernels, models, names, paths
 from structae.config import validate_config
 from structae.experiment_keys import NOT_TRAINING
-from structae.data.datasets import raw_path, sources_of
+from structae.data.datasets import SCENE_GENERATORS, raw_path, sources_of
 from structae.data.sources import SOURCES
 from structae.errors import UserError
 from structae.figures.maganet import FACTORS
@@ -41,6 +41,8 @@ SAFE_NAME = names.PATTERN  # every wildcard's constraint unless a rule narrows i
 
 GENERATED = _choice(d for d, spec in DATASETS.items() if not sources_of(spec))
 CONVERTED = _choice(d for d, spec in DATASETS.items() if sources_of(spec))
+# Scene generators, whose test split a fresh seed redraws; MNIST&Shape at paper scale also reads the idx files.
+SCENE_GENERATED = _choice(d for d, spec in DATASETS.items() if spec["kind"] in SCENE_GENERATORS)
 EXPERIMENT = _choice(EXPERIMENTS)
 FRESH_TESTED = {name for name, exp in EXPERIMENTS.items() if exp["evaluate"]["fresh_test_seed"] is not None}
 FRESH_EXPERIMENT = _choice(FRESH_TESTED)  # experiments also scored on a fresh test split

@@ -44,12 +44,14 @@ rule generate_dataset:
 
 rule generate_fresh_test:
     """Generate a scene generator's test split anew with another seed (evaluate.fresh_test_seed)."""
+    input:
+        raw=raw_inputs,
     output:
         "data/fresh/{dataset}/test_seed{seed}.h5",
     log:
         "logs/generate_fresh_test/{dataset}/test_seed{seed}.log",
     wildcard_constraints:
-        dataset=GENERATED,
+        dataset=SCENE_GENERATED,
         seed=r"\d+",
     conda:
         "../envs/structae.yaml"
@@ -57,7 +59,7 @@ rule generate_fresh_test:
         spec=dataset_spec,
     shell:
         "exec structae data make --dataset {wildcards.dataset:q} --split test --seed {wildcards.seed:q} "
-        "--out {output:q} --spec {params.spec:q} > {log:q} 2>&1"
+        "--out {output:q} --raw {input.raw:q} --spec {params.spec:q} > {log:q} 2>&1"
 
 
 rule convert_dataset:

@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import REPO
+from structae.config import load_config
 from structae.data import h5, loader, splits, sprites
 from structae.data.datasets import make_split
 from structae.data.download import download
@@ -129,6 +131,45 @@ def test_mnist_idx_files_convert(tmp_path):
     _idx(files[1], 2051, np.arange(30))  # wrong magic for a label file
     with pytest.raises(UserError, match="not an idx file with magic 2049"):
         make_split({"datasets": {"m": spec}}, "m", "train", tmp_path / "bad.h5", files)
+
+
+def _digit_hashes(path, pool: np.ndarray) -> set[str]:
+    """The sha1 of every digit crop (28×28, from its source) that the scenes of one split hold."""
+    with h5py.File(path) as file:
+        rows = file["factors/digit"][:]
+        assert len(rows) == len(file["image"])  # one digit per scene
+    return {hashlib.sha1(pool[row].tobytes()).hexdigest() for row in rows}
+
+
+def _no_test_digit_in_training(tmp_path, spec: dict, raw: list, pools: dict) -> None:
+    hashes = {}
+    for split in ("train", "val", "test"):
+        out = tmp_path / f"{split}.h5"
+        make_split({"datasets": {"m": spec}}, "m", split, out, raw)
+        hashes[split] = _digit_hashes(out, pools[split])
+    assert hashes["test"] and not hashes["test"] & (hashes["train"] | hashes["val"])
+
+
+def test_mnist_shape_test_digits_never_appear_in_training_offline(tmp_path):
+    """Embedded: every split once drew from all 5,000 offline digits, so test scenes held trained digits."""
+    from structae.data.mnist import offline_subset
+
+    pool = offline_subset()[0]
+    spec = {"kind": "mnist_shape", "sizes": {"train": 2000, "val": 200, "test": 500}, "seed": 0}
+    _no_test_digit_in_training(tmp_path, spec, [], {"train": pool, "val": pool, "test": pool})
+
+
+def test_mnist_shape_test_digits_never_appear_in_training_idx(tmp_path):
+    """Paper scale: train and val draw from the MNIST training file, test from t10k."""
+    rng = np.random.default_rng(0)
+    train, test = rng.integers(0, 256, (40, 28, 28)), rng.integers(0, 256, (15, 28, 28))
+    files = [tmp_path / n for n in ("ti.gz", "tl.gz", "ei.gz", "el.gz")]
+    _idx(files[0], 2051, train), _idx(files[1], 2049, np.arange(40) % 10)
+    _idx(files[2], 2051, test), _idx(files[3], 2049, np.arange(15) % 10)
+    spec = {"kind": "mnist_shape", "options": {"digits": "idx"}, "sizes": {"train": 300, "val": 50, "test": 100},
+            "seed": 0}
+    pools = {"train": train.astype(np.uint8), "val": train.astype(np.uint8), "test": test.astype(np.uint8)}
+    _no_test_digit_in_training(tmp_path, spec, files, pools)
 
 
 def test_dsprites_npz_streams_in_the_original_layout(tmp_path):
@@ -254,3 +295,23 @@ def test_largest_label_leaves_overlaps_out_in_every_chunk(rows_per_chunk):
     assert loader.ImageSet(images, masks).info().max_objects == 3
     only_overlaps = np.full((1, 4, 4), h5.IGNORE_LABEL, np.uint8)
     assert loader.ImageSet(images[:1], only_overlaps).info().max_objects == 0
+
+
+def _dsprites_grid() -> dict[str, np.ndarray]:
+    """The factors of every image of the dSprites npz, in its order (latents_classes row-major)."""
+    grids = np.meshgrid(*sprites.LATENT_VALUES, indexing="ij")
+    return {name: grid.ravel() for name, grid in zip(sprites.LATENT_NAMES, grids, strict=True)}
+
+
+def test_paper_scale_splits_and_pivot_are_the_papers_and_the_reimplementations():
+    """Montero et al. (2021)'s recombination-to-range holds out squares with posX ≥ 0.5, as the reimplementation's
+    code (generate/dsprite_dataset.py:82-85); its pivot is image 594095 (dsprite_dataset.py:21). The config once
+    held out ellipses and pivoted on a square at the origin."""
+    config = load_config([REPO / "config.yaml", REPO / "config/paper.yaml"])["splits"]
+    factors = _dsprites_grid()
+    for name in ("to_element", "to_range"):
+        assert splits.pivot_index(factors, config[name]["pivot"], name) == 594095
+    held_out = splits.test_mask(factors, config["to_range"]["test"], "to_range")
+    np.testing.assert_array_equal(held_out, (factors["shape"] == 1) & (factors["posX"] >= 0.5))
+    element = splits.test_mask(factors, config["to_element"]["test"], "to_element")
+    assert element.sum() == 14 * 13 * 13  # ellipses of scale 0.5, 14 orientations in [120°, 240°], 13² positions

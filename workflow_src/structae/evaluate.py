@@ -1,7 +1,8 @@
 """Checkpoints to metrics: results/metrics/{experiment}.json, one mean per metric and seed.
 
     {"experiment", "paper", "model", "dataset", "split", "fresh_test_seed", "n_images", "model_config": {...},
-     "reported": {"ari_fg": 0.767}, "seeds": {"0": {"ari_fg": 0.91, ...}, "1": {...}}}
+     "reported": {"ari_fg": 0.767}, "seeds": {"0": {"ari_fg": 0.91, ...}, "1": {...}},
+     "evaluate_model": {...}}   the model's evaluation settings in full (defaults included)
 
 `fresh_test_seed` is null for the dataset's own test split, and the generator seed where the test images are
 that split drawn anew (results/metrics/fresh/, evaluate.fresh_test_seed).
@@ -12,6 +13,7 @@ number reported. The order of test images is fixed, so evaluation is determinist
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -20,7 +22,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from structae import checkpoint, files, kernels, metrics
+from structae import checkpoint, files, kernels, metrics, models
 from structae.data import loader
 from structae.errors import UserError
 from structae.options import from_mapping
@@ -114,9 +116,11 @@ def evaluate(name: str, entry: dict, checkpoints: dict[int, str | Path], data: E
     references = references or {}
     seeds = {str(seed): evaluate_checkpoint(path, entry["model"], images, settings, device, references.get(seed))
              for seed, path in checkpoints.items()}
+    used = evaluation_settings(models.get(entry["model"]), settings["model"], entry["model"])
     result = {"experiment": name, "paper": entry["paper"], "model": entry["model"], "dataset": entry["dataset"],
               "split": entry.get("split"), "fresh_test_seed": fresh_test_seed,
               "n_images": image_count(images, settings), "model_config": entry["model_config"],
-              "reported": entry.get("reported", {}), "seeds": seeds}
+              "reported": entry.get("reported", {}), "seeds": seeds,
+              "evaluate_model": dataclasses.asdict(used) if used else {}}  # e.g. MAGANet's probability floor
     files.write_text(out, json.dumps(result, indent=2) + "\n")
     return result

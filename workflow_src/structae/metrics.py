@@ -96,11 +96,11 @@ def segmentation_ari(true_mask: torch.Tensor, pred_mask: torch.Tensor,
 PROBABILITY_FLOOR = 1e-3  # one confidently wrong pixel costs at most −log(1e-3) = 6.9 nats
 
 
-def as_probabilities(reconstruction: torch.Tensor) -> torch.Tensor:
+def as_probabilities(reconstruction: torch.Tensor, floor: float = PROBABILITY_FLOOR) -> torch.Tensor:
     """A reconstruction as Bernoulli pixel probabilities for the reported BCE: clamped to [floor, 1 − floor],
     so that a model whose output can reach exactly 0 or 1 (MAGANet's flow) and one whose output cannot (a
-    sigmoid) are scored alike."""
-    return reconstruction.clamp(PROBABILITY_FLOOR, 1 - PROBABILITY_FLOOR)
+    sigmoid) are scored alike. Floor 0 only keeps them in [0, 1]: torch's BCE then caps a pixel at 100 nats."""
+    return reconstruction.clamp(floor, 1 - floor)
 
 
 def bce_per_image(probabilities: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -35,6 +35,7 @@ OPTIONS = {
 # Kinds whose every split is a fresh draw of random scenes from its seed: another dataset seed gives new
 # scenes of the same distribution (evaluate.fresh_test_seed). The other generated kinds are fixed subsets.
 SCENE_GENERATORS = ("shapes", "mnist_shape", "multi_dsprites")
+OFFLINE_TEST_DIGITS = 1000  # MNIST&Shape's test digits among the offline 5,000 (100 per class on average)
 MNIST_FILES = ("mnist_train_images", "mnist_train_labels", "mnist_test_images", "mnist_test_labels")
 
 
@@ -49,7 +50,7 @@ def sources_of(spec: dict) -> list[str]:
         return [multi_object.MultiObjectOptions(**_raw_options(spec)).variant]
     if kind == "dsprites_npz":
         return ["dsprites"]
-    if kind == "mnist_idx":
+    if kind == "mnist_idx" or (kind == "mnist_shape" and spec.get("options", {}).get("digits") == "idx"):
         return list(MNIST_FILES)
     return []
 
@@ -98,8 +99,8 @@ def batches(spec: dict, name: str, split: str, raw: list[Path]) -> Iterator[dict
     if kind == "multi_dsprites":
         return sprites.generate_multi_dsprites(opts, _generated_size(spec, name, split), seed)
     if kind == "mnist_shape":
-        digits, _ = mnist.offline_subset()
-        return shapes.generate_mnist_shape(opts, _generated_size(spec, name, split), seed, digits)
+        digits, rows = digit_pool(opts, split, raw)
+        return shapes.generate_mnist_shape(opts, _generated_size(spec, name, split), seed, digits, rows)
     if kind == "dsprites":
         return sprites.generate_dsprites(opts, _rows(spec["sizes"], split, sprites.dsprites_count(opts)))
     if kind == "mnist_subset":
@@ -114,6 +115,19 @@ def batches(spec: dict, name: str, split: str, raw: list[Path]) -> Iterator[dict
     if kind == "dsprites_npz":
         return dsprites_npz.convert(raw[0], _rows(spec["sizes"], split))
     raise AssertionError(kind)
+
+
+def digit_pool(options: shapes.MnistShapeOptions, split: str, raw: list[Path]) -> tuple[np.ndarray, np.ndarray]:
+    """The digits (M, 28, 28) one split of MNIST&Shape draws from, and their rows (M,) in their source. The test
+    split's digits are never drawn by another split: from the idx files, test takes the t10k digits and the
+    others the training file's; offline, test takes a fixed fifth of the 5,000 and the others the rest."""
+    if options.digits == "idx":
+        images = mnist.read_idx(raw[2] if split == "test" else raw[0], mnist.IMAGES_MAGIC)
+        return images, np.arange(len(images))
+    images, _ = mnist.offline_subset()
+    order = np.random.default_rng(0).permutation(len(images))  # the csv is sorted by class: mix before cutting
+    rows = order[:OFFLINE_TEST_DIGITS] if split == "test" else order[OFFLINE_TEST_DIGITS:]
+    return images[rows], rows
 
 
 def _mnist_idx(spec: dict, split: str, raw: list[Path], opts) -> Iterator[dict]:

