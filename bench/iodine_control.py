@@ -12,8 +12,9 @@ says code, not compute. See docs/benchmarks.md ("IODINE control").
 Sizes (--slots, --iterations, --latent, the widths and layers, --sigma) configure both models; default: the
 big-sprites experiment's (config.yaml's iodine_multi_dsprites with config/iodine_big_sprites.yaml). Our Config
 is built from these plus --ours-config (JSON kwargs, which win), so renamed or new Config fields need no code
-change here. --iterations T counts decodings (ours' meaning): T loss terms weighted t/T, T - 1 refinements;
-the anchor's ITERS counts refinements, so it gets T - 1 and also decodes T times.
+change here. --iterations T counts refinements in both (ours' meaning since it follows the release, and the
+anchor's ITERS): T + 1 decodings in ours (weights 0, 1/T, ..., 1, as the release), T weighted ELBO terms in the
+anchor.
 
 The training path imports only torch, numpy and structae.models.iodine's own chain; --export and --plot need
 the workflow's environment (yaml, jsonschema, h5py; matplotlib).
@@ -142,7 +143,7 @@ def anchor_arch(sizes: dict, shape: tuple[int, int, int], encodings: list[str]) 
     if height != width or channels != 3:
         raise SystemExit(f"iodine_control: the anchor takes square RGB images only (data: {channels}×{height}×{width})")
     return SimpleNamespace(
-        DIM_LATENT=sizes["latent"], ITERS=sizes["iterations"] - 1, SLOTS=sizes["slots"], ENCODING=list(encodings),
+        DIM_LATENT=sizes["latent"], ITERS=sizes["iterations"], SLOTS=sizes["slots"], ENCODING=list(encodings),
         IMG_CHANNELS=channels, IMG_SIZE=height, SIGMA=sizes["sigma"], LAYERNORM=True, STOP_GRADIENT=False,
         REF=SimpleNamespace(CONV_CHAN=sizes["refine_width"], MLP_UNITS=sizes["refine_hidden"],
                             CONV_LAYERS=sizes["refine_layers"], KERNEL_SIZE=sizes["kernel_size"], STRIDE=2),
@@ -164,7 +165,7 @@ def build_anchor(path: Path, arch: SimpleNamespace):
 # ----------------------------------------------------------------------------------------------- steps
 
 class Side:
-    """One model with its optimiser: `step(images)` trains once and returns the loss in nats per pixel (ours'
+    """One model with its optimiser: `step(images)` trains once and returns the loss in nats per image (ours'
     normalisation); `predict(images, seed)` gives final masks (B, K, H, W) and reconstruction (B, C, H, W)."""
 
     def __init__(self, name: str, model: torch.nn.Module, args: argparse.Namespace):
@@ -201,19 +202,18 @@ class Ours(Side):
 
 
 class Anchor(Side):
-    def __init__(self, model, args, pixels: int):
+    def __init__(self, model, args):
         super().__init__("anchor", model, args)
-        self.pixels, self.clip = pixels, args.anchor_clip
+        self.clip = args.anchor_clip
 
     def step(self, images: torch.Tensor) -> torch.Tensor:
         """Its loop's order (lib/engine/train.py): forward, zero, backward, step. Its forward calls
         (B·elbo).backward() after every refinement to get the gradient inputs, which also adds the gradient of
         +elbo to every parameter; zeroing after the forward, as its loop does, drops those. Its loss is nats per
-        image (summed over pixels and channels); divided by H·W it is ours' scale, so the same --grad-clip
-        means the same thing (Adam's step does not depend on the scale). Its release clips nothing
-        (commented out): --no-anchor-clip."""
+        image (summed over pixels and channels), ours' scale, so the same --grad-clip means the same thing. Its
+        repository clips nothing (commented out): --no-anchor-clip."""
         self.model.train()
-        loss = self.model(images).mean() / self.pixels
+        loss = self.model(images).mean()
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.grad_clip and self.clip:
@@ -222,7 +222,7 @@ class Anchor(Side):
         return loss.detach()
 
     def predict(self, images: torch.Tensor, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Its own evaluation path, reconstruct() (lib/eval/ari_eval.py): T - 1 refinements, then a decoding
+        """Its own evaluation path, reconstruct() (lib/eval/ari_eval.py): T refinements, then a decoding
         of a sample of the final posterior. It needs autograd (encode() calls backward: no no_grad), samples
         from torch's global stream (forked and seeded here, so scores repeat and training's stream is
         untouched), and leaves gradients in the parameters (cleared)."""
@@ -316,7 +316,7 @@ def run(args: argparse.Namespace) -> None:
             raise SystemExit("iodine_control: --train anchor/both needs --anchor, the anchor's exported repository")
         arch = anchor_arch(sizes, shape, args.anchor_encodings)
         torch.manual_seed(args.seed)
-        sides.append(Anchor(build_anchor(args.anchor.resolve(), arch).to(device), args, height * width))
+        sides.append(Anchor(build_anchor(args.anchor.resolve(), arch).to(device), args))
         about["anchor_arch"] = json.loads(json.dumps(arch, default=vars))
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "config.json").write_text(json.dumps(about, indent=1) + "\n")
