@@ -77,3 +77,15 @@ def test_ari_is_the_same_in_any_number_of_chunks(chunk_pixels, monkeypatch):
         fg = keep & (true[i] != 0)
         assert scores["ari"][i].item() == pytest.approx(adjusted_rand_score(true[i][keep], pred[i][keep]), abs=1e-9)
         assert scores["ari_fg"][i].item() == pytest.approx(adjusted_rand_score(true[i][fg], pred[i][fg]), abs=1e-9)
+
+
+def test_objects_apart_asks_whether_each_object_has_a_segment_of_its_own():
+    truth = torch.zeros(4, 2, 4, dtype=torch.long)
+    truth[:, 0, :2], truth[:, 0, 2:] = 1, 2  # two objects side by side in the top row
+    truth[3, 0, 2:] = 0  # the last scene has one object only
+    pred = torch.zeros(4, 2, 4, dtype=torch.long)
+    pred[0, 0, :2], pred[0, 0, 2:] = 1, 2  # apart
+    pred[1, 0, :] = 1  # both in segment 1
+    pred[2, 0, :3], pred[2, 0, 3] = 1, 2  # object 2's pixels: one in 1, one in 2: a tie goes to segment 1
+    result = metrics.objects_apart(truth, pred)
+    assert result[:3].tolist() == [1.0, 0.0, 0.0] and torch.isnan(result[3])

@@ -93,6 +93,25 @@ def segmentation_ari(true_mask: torch.Tensor, pred_mask: torch.Tensor,
     return {"ari": ari_from_contingency(table), "ari_fg": ari_from_contingency(table[:, BACKGROUND + 1:])}
 
 
+def objects_apart(true_mask: torch.Tensor, pred_mask: torch.Tensor,
+                  ignore_label: int = IGNORE_LABEL) -> torch.Tensor:
+    """Whether the objects of a scene sit in different predicted segments: 1 where every foreground object's
+    majority segment (the predicted label holding most of its pixels) differs from every other's, 0 where two
+    share one, NaN for scenes with fewer than two objects (nothing to tell apart). (B,).
+
+    ARI-FG mixes this with how well each object's outline is found; IODINE's object split (issue 36: two
+    sprites in separate slots) is this alone."""
+    table = contingency_tables(true_mask, pred_mask, true_mask != ignore_label)[:, BACKGROUND + 1:]  # (B, T, P)
+    present = table.sum(2) > 0  # (B, T): objects with scored pixels
+    majority = table.argmax(2)  # (B, T)
+    apart = torch.full((table.shape[0],), float("nan"), dtype=torch.float64)
+    for b in range(table.shape[0]):
+        slots = majority[b][present[b]]
+        if slots.numel() >= 2:
+            apart[b] = float(slots.unique().numel() == slots.numel())
+    return apart.to(pred_mask.device)
+
+
 PROBABILITY_FLOOR = 1e-3  # one confidently wrong pixel costs at most −log(1e-3) = 6.9 nats
 
 

@@ -482,8 +482,8 @@ class EvalConfig:
 
 def evaluate(model: Model, batch: dict, config: Config, settings: EvalConfig | None = None) -> dict:
     """ARI with and without background, and MSE, after each decode: …_t0 of λ⁰, …_t1 after one refinement, …
-    …_tT after the last; the last without suffix; and the colour k-means baseline with as many clusters as
-    slots."""
+    …_tT after the last; the last without suffix; the share of multi-object scenes whose objects sit in
+    different slots (`objects_apart`); and the colour k-means baseline with as many clusters as slots."""
     settings = settings or EvalConfig()
     image, mask = batch["image"], batch["mask"]
     outputs = model(batch, torch.Generator().manual_seed(settings.seed))
@@ -496,6 +496,8 @@ def evaluate(model: Model, batch: dict, config: Config, settings: EvalConfig | N
         result[f"mse_t{t}"] = error / image[0].numel()
     last = config.iterations
     result.update(ari_fg=result[f"ari_fg_t{last}"], ari=result[f"ari_t{last}"], mse=result[f"mse_t{last}"])
+    # scenes of two or more objects whose objects all sit in different slots (the object split; NaN otherwise)
+    result["objects_apart"] = metrics.objects_apart(mask, outputs["masks_per_iteration"][last].argmax(1))
     baseline = metrics.segmentation_ari(mask, color_kmeans(image, config.slots, settings.seed))
     result.update(baseline_ari_fg=baseline["ari_fg"], baseline_ari=baseline["ari"])
     return result
