@@ -157,6 +157,14 @@ def curves_title(wildcards):
     return f"{wildcards.figure.replace('_', ' ')}: {wildcards.paper}"
 
 
+def experiment_curves_title(wildcards):
+    return f"{wildcards.figure.replace('_', ' ')}: {wildcards.experiment}"
+
+
+def fresh_test_seed(wildcards):
+    return EXPERIMENTS[wildcards.experiment]["evaluate"]["fresh_test_seed"]
+
+
 def maganet_experiments(wildcards=None):
     return experiments_of("maganet")
 

@@ -44,7 +44,7 @@ rule evaluate_fresh:
         "../envs/structae.yaml"
     params:
         spec=experiment_spec,
-        seed=lambda wildcards: EXPERIMENTS[wildcards.experiment]["evaluate"]["fresh_test_seed"],
+        seed=fresh_test_seed,
         reference=reference_option,
     shell:
         "exec structae evaluate --experiment {wildcards.experiment:q} --spec {params.spec:q} --data {input.data:q} "

@@ -68,7 +68,7 @@ rule figure_curves_of_experiment:
     conda:
         "../envs/structae.yaml"
     params:
-        title=lambda wildcards: f"{wildcards.figure.replace('_', ' ')}: {wildcards.experiment}",
+        title=experiment_curves_title,
     shell:
         "exec structae figure {wildcards.figure:q} --logs {input:q} --out {output:q} --title {params.title:q} "
         "> {log:q} 2>&1"
