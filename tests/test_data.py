@@ -314,4 +314,11 @@ def test_paper_scale_splits_and_pivot_are_the_papers_and_the_reimplementations()
     held_out = splits.test_mask(factors, config["to_range"]["test"], "to_range")
     np.testing.assert_array_equal(held_out, (factors["shape"] == 1) & (factors["posX"] >= 0.5))
     element = splits.test_mask(factors, config["to_element"]["test"], "to_element")
-    assert element.sum() == 14 * 13 * 13  # ellipses of scale 0.5, 14 orientations in [120°, 240°], 13² positions
+    # Montero et al.'s recombination-to-element (mmrl/disent-and-gen datasplits.py:187-195): ellipses of scale
+    # 0.7-1.0, the 12 orientations strictly inside (120°, 240°), posX and posY > 0.66 (11 positions each). The
+    # config once took the reimplementation's scale < 0.6 and positions ≥ 0.6 (14 · 13 · 13 images).
+    np.testing.assert_array_equal(element, (factors["shape"] == 2) & (factors["scale"] > 0.65)
+                                  & (factors["orientation"] > 2 * np.pi / 3 + 1e-6)
+                                  & (factors["orientation"] < 4 * np.pi / 3 - 1e-6)
+                                  & (factors["posX"] > 0.66) & (factors["posY"] > 0.66))
+    assert element.sum() == 4 * 12 * 11 * 11
