@@ -1,9 +1,11 @@
 """IODINE against a public PyTorch reimplementation (zhixuan-lin/IODINE), side by side (bench/versus.py):
     python bench/iodine.py --anchor /tmp/anchors/src/iodine --anchor-python /tmp/anchors/venv-iodine/bin/python
 Both at the release's Multi-dSprites settings (deepmind-research/iodine): 64×64×3, K 6, T 5, latent 16,
-3×3 convs of 64 channels (decoder 4 layers, refinement 4 stride-2 layers), MLP and LSTM 256, σ 0.1, every
+3×3 convs of 64 channels (decoder 4 layers, refinement 4 stride-2 layers), MLP and LSTM 256, every
 refinement input, Adam 3e-4, batch 32 (the anchor's dsprites config with the release's widths). A step is
-T refinement passes, the loss, backward and the optimiser step. `--batch 8` gives a quicker look.
+T refinements (T + 1 decodes in ours, as the release), the loss, backward and the optimiser step. The
+likelihoods differ: ours the release's logistic (scale 0.03), the anchor's a Gaussian of σ 0.1, the only one it
+has. `--batch 8` gives a quicker look.
 """
 
 from __future__ import annotations
