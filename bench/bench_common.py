@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-
-def print_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-    for row in [header, tuple("-" * w for w in widths), *rows]:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)), flush=True)
+from structae.tables import print_table  # noqa: F401  (the bench scripts import it from here)
 
 
 def pipeline_step(module, config, model, batch: dict, lr: float, grad_clip: float = 0.0, forward=None):

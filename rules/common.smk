@@ -298,7 +298,13 @@ def all_targets():
     for paper in PAPERS:
         targets += paper_targets(paper)
     targets += result_targets("engine")
+    targets.append("results/report/claims.md")
     return list(dict.fromkeys(targets))
+
+
+def claims_tables(wildcards=None):
+    """The tables of the papers this run trains that have claims: the README's claims table reads them."""
+    return [f"results/tables/{paper}.csv" for paper in sorted(CLAIMS)]
 
 
 def processed_first(wildcards):

@@ -1,9 +1,11 @@
 # The report's per-paper claims pages: each claim of the paper and of our notes, their number and ours, and
-# whether it holds at this scale, with the figure beside it (structae.claims).
+# whether it holds at this scale, with the figure beside it (structae.claims); and all the claims in one Markdown
+# table, the README's.
 
 
 localrules:
     claims_page,
+    claims_table,
 
 
 rule claims_page:
@@ -29,3 +31,17 @@ rule claims_page:
     shell:
         "exec structae claims --paper {wildcards.paper:q} --table {input.table:q} --figures {input.figures:q} "
         "--scale {params.scale:q} --out {output:q} > {log:q} 2>&1"
+
+
+rule claims_table:
+    """Every paper's claims in one Markdown table: the README's results table (scripts/readme_claims.py)."""
+    input:
+        tables=claims_tables,
+    output:
+        "results/report/claims.md",
+    log:
+        "logs/claims_table.log",
+    conda:
+        "../envs/structae.yaml"
+    shell:
+        "exec structae claims-table --tables {input.tables:q} --out {output:q} > {log:q} 2>&1"

@@ -66,3 +66,43 @@ def test_the_page_shows_each_claim_with_its_verdict_and_figure(tmp_path):
     assert page.count('<tr class="claim">') == len(claims.CLAIMS["iodine"])
     assert "checked at the tiny scale" in page and "data:image/png;base64," in page
     assert page.count(claims.NOT_RUN) == 4  # the four ablations were not trained here
+
+
+@pytest.mark.parametrize("verdict, short", [
+    (claims.HOLDS, "holds"),
+    (claims.NOT_YET, "not at this scale"),
+    (f"{claims.UNDECIDED}: the gap (+1) is within 2 standard errors (2.24); about 10 seeds per side would decide it",
+     "undecided (about 10 seeds would decide)"),
+    (f"{claims.HOLDS} on {claims.ONE_SEED}", "holds, one seed"),
+    (f"{claims.NOT_YET} on {claims.ONE_SEED}", "not at this scale, one seed"),
+    (claims.NOT_RUN, "not measured"),
+])
+def test_a_verdict_in_a_few_words(verdict, short):
+    assert claims.brief(verdict) == short
+
+
+def test_the_readme_table_has_a_row_per_claim_of_every_paper():
+    frame = table({("cae_two_shapes", "ari_fg"): [0.99, 0.98]})
+    lines = claims.markdown({"cae": frame}).splitlines()
+    assert lines[0] == "| " + " | ".join(claims.COLUMNS) + " |"
+    rows = [line.split(" | ") for line in lines[2:]]
+    assert len(rows) == sum(map(len, claims.CLAIMS.values()))
+    two_shapes = next(row for row in rows if "2Shapes" in row[1])
+    assert two_shapes[3:] == ["0.9850 ± 0.0071 (2 seeds)", "holds |"]
+    assert all(row[-1] == "not measured |" for row in rows if row[0] == "| iodine")  # no iodine table given
+    assert all(len(cell.split()) <= 25 for row in rows for cell in row)  # cells a reader takes in at a glance
+
+
+def test_the_readme_takes_the_table_between_its_markers():
+    import sys
+
+    from conftest import REPO
+
+    sys.path.insert(0, str(REPO / "scripts"))
+    import readme_claims
+
+    readme = f"# x\n{readme_claims.START}\nold\n{readme_claims.END}\nrest\n"
+    spliced = readme_claims.splice(readme, "| a |\n", "a test run")
+    assert spliced == f"# x\n{readme_claims.START}\nNumbers from a test run.\n\n| a |\n{readme_claims.END}\nrest\n"
+    with pytest.raises(SystemExit, match="no claims markers"):
+        readme_claims.splice("# x\n", "| a |\n", "a test run")

@@ -1,4 +1,4 @@
-"""bench/iodine_control.py, the IODINE control against zhixuan-lin/IODINE: on a tiny synthetic npz it must train
+"""probes/iodine_control.py, the IODINE control against zhixuan-lin/IODINE: on a tiny synthetic npz it must train
 ours from the data file alone (no h5py, yaml or matplotlib importable), write a CSV row per evaluation with
 finite scores, repeat its numbers on a second run, and say in one line what is missing. The anchor's part runs
 only where the anchor has been exported to /tmp/anchors/iodine (see docs/benchmarks.md)."""
@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "bench" / "iodine_control.py"
+SCRIPT = ROOT / "probes" / "iodine_control.py"
 ANCHOR = Path("/tmp/anchors/iodine")
 TINY = ["--steps", "2", "--eval-every", "1", "--batch", "4", "--slots", "2", "--iterations", "2", "--latent", "4",
         "--decoder-width", "4", "--decoder-layers", "2", "--refine-width", "4", "--refine-layers", "2",

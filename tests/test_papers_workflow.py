@@ -5,12 +5,16 @@ import base64
 import json
 import re
 import subprocess
+import sys
 
 import pandas as pd
 import pytest
 import yaml
 
 from conftest import REPO, copy_workflow, jobs, snakemake
+
+sys.path.insert(0, str(REPO / "scripts"))
+import readme_claims  # noqa: E402
 
 PAPERS_CONFIG = REPO / "tests" / "config.papers.yaml"
 EXPECTED_FIGURES = {
@@ -56,6 +60,29 @@ def test_every_paper_target_on_tiny_data(papers_dir):
     (papers_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     assert jobs(snakemake(papers_dir, "-n", "cae", scale=None)) == {"evaluate": 1, "table_metrics": 1,
                                                                      "claims_page": 1, "cae": 1}
+
+
+def claims_rows(markdown: str) -> list[list[str]]:
+    """A Markdown table's rows (header included), as lists of cells."""
+    return [[cell.strip() for cell in line.strip().strip("|").split(" | ")]
+            for line in markdown.splitlines() if line.startswith("| ")]
+
+
+@pytest.mark.slow
+def test_the_readme_claims_table_is_the_workflows(papers_dir):
+    """The README's results table is the claims table the workflow renders (rule claims_table): the same
+    columns and, row by row, the same paper, claim and their number; only our numbers and verdicts differ
+    with the run. A claim added to structae.claims without re-rendering the README fails here."""
+    run = snakemake(papers_dir, "results/report/claims.md", scale=None)
+    assert run.returncode == 0, run.stderr[-3000:]
+    rendered = claims_rows((papers_dir / "results/report/claims.md").read_text())
+    readme = (REPO / "README.md").read_text()
+    marked = readme.split(readme_claims.START, 1)[1].split(readme_claims.END, 1)[0]
+    assert "Numbers from " in marked  # which run they come from
+    ours = claims_rows(marked)
+    assert ours[0] == rendered[0]
+    assert [row[:3] for row in ours[1:]] == [row[:3] for row in rendered[1:]]
+    assert {row[0] for row in rendered[1:] if row[4] != "not measured"} == set(EXPECTED_FIGURES)  # tiny runs
 
 
 @pytest.mark.slow

@@ -181,6 +181,35 @@ def _image(path: Path | None) -> str:
     return f'<td><img src="data:image/png;base64,{data}" alt="{escape(path.name)}" style="max-width:420px"></td>'
 
 
+def brief(verdict: str) -> str:
+    """A verdict in a few words, for the README's table: holds, not at this scale, undecided (with the seeds
+    that would decide it), not measured; "one seed" where there was no spread to decide with."""
+    if verdict == NOT_RUN:
+        return "not measured"
+    if verdict.endswith(ONE_SEED):
+        return f"{'holds' if verdict.startswith(HOLDS) else 'not at this scale'}, one seed"
+    if verdict.startswith(UNDECIDED):
+        needed = re.search(r"about (\d+) seeds", verdict)
+        return f"undecided (about {needed[1]} seeds would decide)" if needed else "undecided"
+    return {HOLDS: "holds", NOT_YET: "not at this scale"}[verdict]
+
+
+COLUMNS = ("paper", "claim", "theirs", "ours (mean ± std, seeds)", "at this scale")
+
+
+def markdown(tables: dict[str, pd.DataFrame]) -> str:
+    """Every paper's claims in one Markdown table, one row per claim: the README's results table. A paper
+    without a table in `tables` (not run) shows its claims as not measured."""
+    empty = pd.DataFrame(columns=["experiment", "metric", "seed", "value"])
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    for paper, listed in CLAIMS.items():
+        for claim in listed:
+            ours, verdict = claim.check.judge(tables.get(paper, empty))
+            cells = (paper, claim.text, claim.theirs, ours, brief(verdict))
+            lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def page(paper: str, table: pd.DataFrame, figures: list[Path], scale: str) -> str:
     """The claims page: one row per claim — the claim, whose it is, their number, ours, the verdict, the figure."""
     by_name = {path.name: path for path in figures}

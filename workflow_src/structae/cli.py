@@ -148,6 +148,19 @@ def cmd_claims(args) -> None:
     print(f"{args.out}: {len(claims.CLAIMS.get(args.paper, []))} claims checked")
 
 
+def cmd_claims_table(args) -> None:
+    from structae import claims, files
+    from structae.tables import read_tidy
+
+    tables = {Path(path).stem: read_tidy(path) for path in args.tables}
+    unknown = sorted(tables.keys() - claims.CLAIMS.keys())
+    if unknown:
+        raise UserError(f"no claims for {', '.join(unknown)}: --tables takes results/tables/PAPER.csv of the papers "
+                        f"{', '.join(claims.CLAIMS)}")
+    files.write_text(args.out, claims.markdown(tables))
+    print(f"{args.out}: {sum(map(len, claims.CLAIMS.values()))} claims, measured for {', '.join(tables) or 'none'}")
+
+
 # `structae figure NAME` options: each is a keyword argument of the figure's draw function.
 FIGURE_INPUTS = ("checkpoint", "checkpoints", "labels", "data", "split_index", "metrics", "embeddings", "logs",
                  "title")
@@ -295,6 +308,11 @@ def build_parser() -> argparse.ArgumentParser:
     claims.add_argument("--scale", default="embedded", help="the scale the run was made at, for the page's title")
     claims.add_argument("--out", required=True, help="the HTML page")
     claims.set_defaults(run=cmd_claims)
+
+    table = verbs.add_parser("claims-table", help="every paper's claims in one Markdown table (the README's)")
+    table.add_argument("--tables", nargs="*", default=[], help="the papers' tidy CSVs, results/tables/PAPER.csv")
+    table.add_argument("--out", required=True, help="the Markdown file")
+    table.set_defaults(run=cmd_claims_table)
 
     embed = verbs.add_parser("embed", help="UMAP (3 components) of a MAGANet or VAE model's latents")
     embed.add_argument("--checkpoint", required=True)

@@ -125,3 +125,10 @@ def write_table(metrics_files: list[str | Path], csv_out: str | Path, markdown_o
     if html_out:
         files.write_text(html_out, html(frame, f"{Path(markdown_out).stem}: metrics on test images"))
     return frame
+
+
+def print_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    """Plain-text columns on stdout: the tables that bench/ and probes/ print."""
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, tuple("-" * w for w in widths), *rows]:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)), flush=True)

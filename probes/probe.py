@@ -1,8 +1,9 @@
 """A short, measured training probe of one experiment with changed settings: the loss terms on a fixed set
 of its training images (eval mode) every --eval-every steps, against CPU minutes. Prints a table; asserts
 nothing. What the fidelity work tried is recorded from these tables in docs/.
-    python bench/probe.py --experiment vae_to_element --set model_config.beta_kl=0.0033 --steps 600
+    python probes/probe.py --experiment vae_to_element --set model_config.beta_kl=0.0033 --steps 600
 Needs the experiment's data: `snakemake <its processed split> [<its split index>]`.
+Fed: docs/log/maganet.md: the KL-weight probes behind the embedded VAE and MAGANet settings.
 """
 
 from __future__ import annotations
@@ -14,12 +15,12 @@ import time
 import torch
 import yaml
 
-from bench_common import print_table
 from structae import models
 from structae.config import load_config
 from structae.data import loader
 from structae.options import from_mapping
 from structae.paths import experiment_data
+from structae.tables import print_table
 from structae.train import lr_factor
 
 PROBE_IMAGES = 1000  # training images the terms are measured on, the same at every evaluation

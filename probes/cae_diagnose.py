@@ -1,7 +1,8 @@
 """Where a trained CAE's ARI-FG is lost, on val images (never test): the same model on training images
 (overfitting?), with faint object pixels left unscored (labels?), with more k-means restarts and iterations
 (clustering?), and per image by the phase gap between its objects (the model?). Prints tables; asserts nothing.
-    python bench/cae_diagnose.py results/checkpoints/cae_mnist_shape/seed0/model.pt data/processed/mnist_shape
+    python probes/cae_diagnose.py results/checkpoints/cae_mnist_shape/seed0/model.pt data/processed/mnist_shape
+Fed: docs/log/cae.md: where MNIST&Shape's ARI-FG is lost (the checks and the phase-gap table).
 """
 
 from __future__ import annotations
@@ -12,12 +13,12 @@ from pathlib import Path
 
 import torch
 
-from bench_common import print_table
 from structae import metrics
 from structae.checkpoint import load_model
 from structae.data.h5 import IGNORE_LABEL
 from structae.data.loader import ImageSet
 from structae.models import cae
+from structae.tables import print_table
 
 GAP_BINS = (0.0, 1.0, 2.0, 4.0)  # rad; the largest gap possible is π
 

@@ -3,11 +3,11 @@ from the same batches with the same optimiser, both scored by our evaluation, so
 says code, not compute. See docs/benchmarks.md ("IODINE control").
 
     # once, where structae's workflow deps are installed: the big-sprites data to one npz (uint8)
-    python bench/iodine_control.py --export /tmp/big_sprites.npz
+    python probes/iodine_control.py --export /tmp/big_sprites.npz
     # anywhere with torch + numpy (PYTHONPATH=workflow_src), e.g. a GPU machine
-    PYTHONPATH=workflow_src python bench/iodine_control.py --train both --data /tmp/big_sprites.npz \
+    PYTHONPATH=workflow_src python probes/iodine_control.py --train both --data /tmp/big_sprites.npz \
         --anchor /tmp/anchors/iodine --steps 20000 --eval-every 500 --device cuda --out /tmp/control
-    python bench/iodine_control.py --plot /tmp/control/curves.csv /tmp/control/curves.png
+    python probes/iodine_control.py --plot /tmp/control/curves.csv /tmp/control/curves.png
 
 Sizes (--slots, --iterations, --latent, the widths and layers, --sigma) configure both models; default: the
 big-sprites experiment's (config.yaml's iodine_multi_dsprites with config/iodine_big_sprites.yaml). Our Config
@@ -18,6 +18,7 @@ anchor.
 
 The training path imports only torch, numpy and structae.models.iodine's own chain; --export and --plot need
 the workflow's environment (yaml, jsonschema, h5py; matplotlib).
+Fed: docs/iodine.md: the control's curves (ours against zhixuan-lin/IODINE on the same batches).
 """
 
 from __future__ import annotations

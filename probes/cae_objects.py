@@ -2,8 +2,9 @@
 object label's pixels of 200 val images (targets 0 and 1 on the grayscale sets), every --every steps. It is
 how the 2Shapes stall was found (docs/cae.md): squares drawn, triangles rendered as background. Prints one
 row per check; asserts nothing.
-    python bench/cae_objects.py [--dataset two_shapes] [--steps 4500] [--batch 16] [--lr 3e-3] [--warmup 100]
+    python probes/cae_objects.py [--dataset two_shapes] [--steps 4500] [--batch 16] [--lr 3e-3] [--warmup 100]
                                 [--seed 0] [--output-bias 0]
+Fed: docs/log/cae.md: which objects the CAE draws as it trains (the 2Shapes output-bias finding).
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ import time
 
 import torch
 
-from bench_common import print_table
 from structae.data.loader import ImageSet, step_rows
 from structae.models import cae
+from structae.tables import print_table
 from structae.train import lr_factor
 
 

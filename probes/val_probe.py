@@ -2,11 +2,12 @@
 some settings changed, its val_* scores every --validate-every steps against training minutes. Prints a
 table; asserts nothing. The fidelity probes recorded in docs/ (IODINE, CAE) come from these tables; settings
 are chosen here, on val scenes, never on test scenes.
-    python bench/val_probe.py --experiment iodine_multi_dsprites --set model_config.latent=4 --steps 1000
+    python probes/val_probe.py --experiment iodine_multi_dsprites --set model_config.latent=4 --steps 1000
 --init-from CHECKPOINT continues a finished run: its weights (and BatchNorm statistics) replace the new model's
 initial ones, while the optimiser starts afresh (a checkpoint keeps no Adam moments; the experiment's warm-up
 covers that), so a long run can be taken further and scored on val at every step count.
 Needs the experiment's train and val files: `snakemake data/processed/<dataset>/{train,val}.h5`.
+Fed: docs/log/iodine.md and docs/log/cae.md: every val-scored settings probe.
 """
 
 from __future__ import annotations
@@ -20,10 +21,10 @@ import pandas as pd
 import torch
 from probe import probe_parser, probed
 
-from bench_common import print_table
 from structae import checkpoint, models
 from structae.config import validate_entry
 from structae.paths import experiment_data
+from structae.tables import print_table
 from structae.train import Run, train
 
 

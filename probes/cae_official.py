@@ -1,15 +1,16 @@
 """Train the official CAE (loeweX/ComplexAutoEncoder) or ours on the same batches of a dataset split and score
 both on val with the pipeline's evaluation, to tell whether a gap to a published number lies in the model or
 in the data. Prints val ARI-FG, phase gap and MSE every --validate-every steps; asserts nothing.
-    python bench/cae_official.py --side official --anchor /tmp/anchors/src/cae --anchor-site /tmp/anchors/site-cae \
+    python probes/cae_official.py --side official --anchor /tmp/anchors/src/cae --anchor-site /tmp/anchors/site-cae \
         --data data/processed/mnist_shape --steps 2000
-    python bench/cae_official.py --side ours --data data/processed/mnist_shape --steps 2000
+    python probes/cae_official.py --side ours --data data/processed/mnist_shape --steps 2000
 The anchor's code is cloned outside this repository (docs/benchmarks.md); --anchor-site holds its own imports
 (einops, hydra-core: `pip install --target DIR einops hydra-core`), appended after ours on sys.path. Both
 sides draw the same batches, use Adam with a linear warm-up (the official schedule) and start the output conv
 at weight 1, bias 0 (the official start). --seed seeds the initial weights and the batch order; with --order
 pipeline the batches are the workflow trainer's, so that our side repeats the pipeline's run of that seed
 (docs/cae.md: its val scores match the pipeline's log to the last digit).
+Fed: docs/cae.md: the official model against ours on the same batches (the seed-spread table).
 """
 
 from __future__ import annotations

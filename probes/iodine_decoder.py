@@ -5,8 +5,9 @@ pixel likelihood (`iodine.pixel_log_likelihood`, so the experiment's likelihood 
 optimiser and gradient clipping. Prints the val MSE of the posterior-mean reconstruction every --eval-every
 steps beside the MSE of drawing only each scene's background, the floor every IODINE probe in docs/iodine.md
 ended on. Asserts nothing.
-    python bench/iodine_decoder.py --experiment iodine_multi_dsprites --steps 1500
+    python probes/iodine_decoder.py --experiment iodine_multi_dsprites --steps 1500
 Needs the experiment's train and val files: `snakemake data/processed/<dataset>/{train,val}.h5`.
+Fed: docs/log/iodine.md: the decoder-alone table (the background floor).
 """
 
 from __future__ import annotations
@@ -18,11 +19,11 @@ import torch
 from probe import probe_parser, probed
 from torch import nn
 
-from bench_common import print_table
 from structae.data import loader
 from structae.models import iodine
 from structae.options import from_mapping
 from structae.paths import experiment_data
+from structae.tables import print_table
 
 VAL_IMAGES = 200
 

@@ -3,9 +3,10 @@ paper's architecture (hidden 32) with Adam and a linear warm-up on data/processe
 scores the validation split (never the test split: settings are chosen here) every --eval-every steps;
 prints a table; asserts nothing. The defaults are the official settings (batch 64, lr 1e-3, 500 warm-up
 steps); the probes in docs/cae.md are what the embedded config was chosen from.
-    python bench/cae_budget.py [--dataset two_shapes] [--minutes 15] [--batch 64] [--lr 1e-3] [--warmup 500]
+    python probes/cae_budget.py [--dataset two_shapes] [--minutes 15] [--batch 64] [--lr 1e-3] [--warmup 500]
                                [--threads N] [--compile]
 Needs the embedded set: `snakemake data/processed/two_shapes/train.h5 data/processed/two_shapes/val.h5`.
+Fed: docs/log/cae.md: the budget probes the embedded CAE settings were chosen from.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ import time
 
 import torch
 
-from bench_common import print_table
 from structae.data.loader import ImageSet, step_rows
 from structae.models import cae
+from structae.tables import print_table
 from structae.train import lr_factor
 
 
