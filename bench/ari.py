@@ -11,8 +11,8 @@ import time
 import torch
 from sklearn.metrics import adjusted_rand_score
 
-from bench_common import print_table
 from structae.metrics import segmentation_ari
+from structae.tables import print_table
 
 
 def rate(fn, images: int, repeats: int = 3) -> float:

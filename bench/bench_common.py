@@ -1,8 +1,8 @@
-"""What the scripts in bench/ share: printing tables, and our training step as the pipeline takes it."""
+"""What the scripts in bench/ share: our training step as the pipeline takes it. Imported by the anchors'
+workers too (bench/versus.py), whose environments have torch but no structae: nothing here imports structae
+at the top. The scripts print their tables with structae.tables.print_table."""
 
 from __future__ import annotations
-
-from structae.tables import print_table  # noqa: F401  (the bench scripts import it from here)
 
 
 def pipeline_step(module, config, model, batch: dict, lr: float, grad_clip: float = 0.0, forward=None):

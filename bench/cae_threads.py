@@ -12,10 +12,11 @@ import time
 
 import torch
 
-from bench_common import pipeline_step, print_table
+from bench_common import pipeline_step
 from structae.data.info import DataInfo
 from structae.data.loader import ImageSet
 from structae.models import cae
+from structae.tables import print_table
 
 
 def arguments() -> argparse.Namespace:

@@ -16,8 +16,8 @@ import torch
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score
 
-from bench_common import print_table
 from structae import clustering
+from structae.tables import print_table
 
 CASES = [  # (what, images, pixels per side, k, dimensions)
     ("CAE 2Shapes: phases, 32×32, k 3", 64, 32, 3, 2),

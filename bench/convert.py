@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench_common import print_table
+from structae.tables import print_table
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))

@@ -12,8 +12,8 @@ import csv
 from collections import defaultdict
 from pathlib import Path
 
-from bench_common import print_table
 from structae.config import load_config
+from structae.tables import print_table
 
 # benchmarks/<stage folder>/...: which stage a file belongs to, and whether the next path part names an
 # experiment, a dataset or a paper.

@@ -18,7 +18,8 @@ import sys
 import time
 from pathlib import Path
 
-from bench_common import pipeline_step, print_table
+from bench_common import pipeline_step
+from structae.tables import print_table
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENTS = ("cae_mnist_shape", "iodine_multi_dsprites", "maganet_to_element", "vae_to_element",

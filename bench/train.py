@@ -18,11 +18,11 @@ from pathlib import Path
 
 import torch
 
-from bench_common import print_table
 from structae.config import load_config
 from structae.data.datasets import describe
 from structae.data.loader import ImageSet
 from structae.scales import SCALES
+from structae.tables import print_table
 from structae.train import Run, fit
 
 ROOT = Path(__file__).resolve().parents[1]

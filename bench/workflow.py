@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench_common import print_table
+from structae.tables import print_table
 
 ROOT = Path(__file__).resolve().parents[1]
 FILES = ["Snakefile", "rules", "report", "envs", "profiles", "config.yaml", "config"]

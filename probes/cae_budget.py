@@ -2,7 +2,7 @@
 paper's architecture (hidden 32) with Adam and a linear warm-up on data/processed/DATASET/train.h5 and
 scores the validation split (never the test split: settings are chosen here) every --eval-every steps;
 prints a table; asserts nothing. The defaults are the official settings (batch 64, lr 1e-3, 500 warm-up
-steps); the probes in docs/cae.md are what the embedded config was chosen from.
+steps); the probes in docs/log/cae.md are what the embedded config was chosen from.
     python probes/cae_budget.py [--dataset two_shapes] [--minutes 15] [--batch 64] [--lr 1e-3] [--warmup 500]
                                [--threads N] [--compile]
 Needs the embedded set: `snakemake data/processed/two_shapes/train.h5 data/processed/two_shapes/val.h5`.

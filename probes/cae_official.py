@@ -9,7 +9,7 @@ The anchor's code is cloned outside this repository (docs/benchmarks.md); --anch
 sides draw the same batches, use Adam with a linear warm-up (the official schedule) and start the output conv
 at weight 1, bias 0 (the official start). --seed seeds the initial weights and the batch order; with --order
 pipeline the batches are the workflow trainer's, so that our side repeats the pipeline's run of that seed
-(docs/cae.md: its val scores match the pipeline's log to the last digit).
+(docs/log/cae.md: its val scores match the pipeline's log to the last digit).
 Fed: docs/cae.md: the official model against ours on the same batches (the seed-spread table).
 """
 

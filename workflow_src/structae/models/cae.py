@@ -46,11 +46,11 @@ class Config:
     pooling: str = "max"  # RGB channel pooling, one of POOLINGS; irrelevant for one channel
     softmax_temperature: float = 1.0  # τ of softmax and hardmax pooling
     # Initial bias of the 1×1 output conv (official: 0). The output is sigmoid(w·|z| + b) with |z| ≥ 0, so a
-    # black background needs b near −4; from 0, Adam takes thousands of steps to get there (docs/cae.md).
+    # black background needs b near −4; from 0, Adam takes thousands of steps to get there (docs/log/cae.md).
     output_bias: float = 0.0
     # "sigmoid": the paper's sigmoid(1×1 conv(magnitudes)). "magnitude": the aligned magnitudes themselves, no
     # conv and no sigmoid (so no output_bias), one of CAE++'s changes for colour datasets (Stanić et al.,
-    # NeurIPS 2023; official code: use_out_conv 0, use_out_sigmoid 0). A probe option (docs/cae.md).
+    # NeurIPS 2023; official code: use_out_conv 0, use_out_sigmoid 0). A probe option (docs/log/cae.md).
     output_head: str = "sigmoid"
 
     def __post_init__(self):
