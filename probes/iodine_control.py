@@ -1,6 +1,6 @@
 """A control for IODINE: our model and a public reimplementation (zhixuan-lin/IODINE, "the anchor") trained
 from the same batches with the same optimiser, both scored by our evaluation, so that a gap between them
-says code, not compute. See docs/benchmarks.md ("IODINE control").
+says code, not compute. See docs/iodine.md ("The control").
 
     # once, where structae's workflow deps are installed: the big-sprites data to one npz (uint8)
     python probes/iodine_control.py --export /tmp/big_sprites.npz
@@ -74,7 +74,7 @@ def export(out: Path, config_paths: list[Path], dataset: str) -> None:
 
 def load_data(path: Path) -> dict[str, np.ndarray]:
     if not path.is_file():
-        raise SystemExit(f"iodine_control: no data file {path}; make it with --export {path} (see docs/benchmarks.md)")
+        raise SystemExit(f"iodine_control: no data file {path}; make it with --export {path} (see docs/iodine.md)")
     with np.load(path) as data:
         missing = {"train_images", "val_images", "val_masks"} - set(data.files)
         if missing:
@@ -155,7 +155,7 @@ def anchor_arch(sizes: dict, shape: tuple[int, int, int], encodings: list[str]) 
 def build_anchor(path: Path, arch: SimpleNamespace):
     if not (path / "lib" / "modeling" / "iodine.py").is_file():
         raise SystemExit(f"iodine_control: no anchor at {path} (want lib/modeling/iodine.py); export it with "
-                         "git archive (see docs/benchmarks.md)")
+                         "git archive (see docs/iodine.md)")
     sys.path.insert(0, str(path))
     # its torch.meshgrid calls lack indexing= ("ij" is what they mean): torch's warning, once per decoding
     warnings.filterwarnings("ignore", message="torch.meshgrid")

@@ -1,7 +1,7 @@
 """probes/iodine_control.py, the IODINE control against zhixuan-lin/IODINE: on a tiny synthetic npz it must train
 ours from the data file alone (no h5py, yaml or matplotlib importable), write a CSV row per evaluation with
 finite scores, repeat its numbers on a second run, and say in one line what is missing. The anchor's part runs
-only where the anchor has been exported to /tmp/anchors/iodine (see docs/benchmarks.md)."""
+only where the anchor has been exported to /tmp/anchors/iodine (see docs/iodine.md)."""
 
 import csv
 import json
@@ -94,7 +94,7 @@ def test_missing_data_or_anchor_is_one_line(tmp_path, data):
     result = _run(tmp_path, "--train", "ours", "--data", str(missing), "--out", str(tmp_path / "out"))
     assert result.returncode != 0
     assert result.stderr.strip().splitlines() == [
-        f"iodine_control: no data file {missing}; make it with --export {missing} (see docs/benchmarks.md)"]
+        f"iodine_control: no data file {missing}; make it with --export {missing} (see docs/iodine.md)"]
     result = _run(tmp_path, "--train", "anchor", "--data", str(data), "--out", str(tmp_path / "out"),
                   "--anchor", str(tmp_path))
     assert result.returncode != 0

@@ -137,7 +137,7 @@ def _iodine() -> list[Claim]:
     ]
     ablations = [("layer norm on the refinement inputs", "no_layer_norm"), ("ELU over ReLU", "relu"),
                  ("the additive update over the gated one", "gated"), ("the image-sized inputs", "no_input_encoding")]
-    claims += [Claim(f"{what.capitalize()} matters: lower MSE after the last pass than {main}_{name}",
+    claims += [Claim(f"Ablation, {what}: lower MSE after the last pass than {main}_{name}",
                      "a published reproduction", "–",
                      Beats((main, f"mse{LAST}"), (f"{main}_{name}", f"mse{LAST}"), lower_is_better=True),
                      "iterations.png")
