@@ -82,7 +82,8 @@ def test_the_readme_claims_table_is_the_workflows(papers_dir):
     ours = claims_rows(marked)
     assert ours[0] == rendered[0]
     assert [row[:3] for row in ours[1:]] == [row[:3] for row in rendered[1:]]
-    assert {row[0] for row in rendered[1:] if row[4] != "not measured"} == set(EXPECTED_FIGURES)  # tiny runs
+    # the tiny config trains some claimed experiments (SWWAE's runs there have 10 labels, its claims 100 and 1000)
+    assert {row[0] for row in rendered[1:] if row[4] != "not measured"} == {"cae", "iodine", "maganet"}
 
 
 @pytest.mark.slow
