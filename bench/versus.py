@@ -192,12 +192,10 @@ def compare(script: str, case_name: str, anchor: str, anchor_python: str, thread
         rows.append((case_name, side.name, str(len(side.times)), f"{median:.4f}",
                      f"{min(side.times):.4f}–{max(side.times):.4f}", f"{batch / median:,.1f}", *flops,
                      f"{measured['matmul_gflops']:.0f}", f"{peak:,.0f}"))
-    for name in [name for name in medians if name != "anchor"]:
-        rows.append((case_name, f"anchor / {name}", "", "", "", f"{medians['anchor'] / medians[name]:.2f}×",
-                     "", "", "", "", ""))
-    if {"ours", "ours native"} <= medians.keys():
-        rows.append((case_name, "portable / native", "", "", "", f"{medians['ours'] / medians['ours native']:.2f}×",
-                     "", "", "", "", ""))
+    ratios = [(f"anchor / {name}", "anchor", name) for name in medians if name != "anchor"]
+    ratios += [("portable / native", "ours", "ours native")] if {"ours", "ours native"} <= medians.keys() else []
+    for label, slower, faster in ratios:  # in the images/s column, the other cells blank
+        rows.append((case_name, label, "", "", "", f"{medians[slower] / medians[faster]:.2f}×", "", "", "", "", ""))
     return rows
 
 
